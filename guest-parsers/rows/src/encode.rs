@@ -1,0 +1,205 @@
+//! Writing a batch: used inside parser components by the SDK.
+
+use crate::{Counters, FieldType, NO_TIME, VERSION, tag};
+
+/// One field's value in the row being built.
+///
+/// Strings and lists are resolved when set (to a span of the input, or to
+/// bytes in the encoder's scratch area), so a row can be filled in any order
+/// and written out positionally without allocating.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub enum Slot {
+    #[default]
+    Absent,
+    Span {
+        offset: u32,
+        len: u32,
+    },
+    /// An already encoded value in the scratch area.
+    Scratch {
+        start: u32,
+        len: u32,
+    },
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    Timestamp(i64),
+}
+
+/// Builds one batch's encoded output.
+pub struct Encoder {
+    out: Vec<u8>,
+    scratch: Vec<u8>,
+    input_addr: usize,
+    input_len: usize,
+}
+
+impl Encoder {
+    /// `input` is the batch being parsed: strings borrowed from it are sent as spans.
+    pub fn new(input: &str) -> Encoder {
+        let mut out = Vec::with_capacity(input.len() / 2 + 64);
+        out.push(VERSION);
+        Encoder {
+            out,
+            scratch: Vec::new(),
+            input_addr: input.as_ptr() as usize,
+            input_len: input.len(),
+        }
+    }
+
+    pub fn declare_field(&mut self, ty: FieldType, name: &str) {
+        self.out.push(tag::FIELD);
+        self.out.push(ty as u8);
+        let name = truncate(name, u16::MAX as usize);
+        self.out.extend_from_slice(&(name.len() as u16).to_le_bytes());
+        self.out.extend_from_slice(name.as_bytes());
+    }
+
+    /// A string value: a span when `s` lies inside the input, else a copy.
+    pub fn str(&mut self, s: &str) -> Slot {
+        let offset = (s.as_ptr() as usize).wrapping_sub(self.input_addr);
+        if offset <= self.input_len && s.len() <= self.input_len - offset {
+            Slot::Span {
+                offset: offset as u32,
+                len: s.len() as u32,
+            }
+        } else {
+            let start = self.scratch.len();
+            push_inline(&mut self.scratch, s);
+            self.scratch_slot(start)
+        }
+    }
+
+    /// Starts a list value; finish it with [`ListWriter::finish`].
+    pub fn list(&mut self) -> ListWriter<'_> {
+        let start = self.scratch.len();
+        self.scratch.push(tag::LIST);
+        self.scratch.extend_from_slice(&0u32.to_le_bytes());
+        ListWriter {
+            encoder: self,
+            start,
+            count: 0,
+        }
+    }
+
+    /// Writes a row. `time` is UTC nanoseconds or [`NO_TIME`]; `values` are
+    /// positional, trailing absent ones may be left off.
+    pub fn row(&mut self, time: Option<i64>, msg: Slot, values: &[Slot]) {
+        let count = values
+            .iter()
+            .rposition(|v| *v != Slot::Absent)
+            .map_or(0, |i| i + 1);
+        self.out.push(tag::ROW);
+        self.out
+            .extend_from_slice(&time.unwrap_or(NO_TIME).to_le_bytes());
+        self.write_slot(msg);
+        self.out.extend_from_slice(&(count as u16).to_le_bytes());
+        for slot in &values[..count] {
+            self.write_slot(*slot);
+        }
+        self.scratch.clear();
+    }
+
+    /// Records that line `line` (0-based within the batch) failed.
+    pub fn error(&mut self, line: u32, reason: &str) {
+        self.out.push(tag::ERROR);
+        self.out.extend_from_slice(&line.to_le_bytes());
+        let reason = truncate(reason, u16::MAX as usize);
+        self.out.extend_from_slice(&(reason.len() as u16).to_le_bytes());
+        self.out.extend_from_slice(reason.as_bytes());
+        self.scratch.clear();
+    }
+
+    pub fn finish(mut self, counters: Counters) -> Vec<u8> {
+        self.out.push(tag::END);
+        for n in [counters.lines, counters.skipped, counters.rows_with_extra] {
+            self.out.extend_from_slice(&n.to_le_bytes());
+        }
+        self.out
+    }
+
+    fn scratch_slot(&self, start: usize) -> Slot {
+        Slot::Scratch {
+            start: start as u32,
+            len: (self.scratch.len() - start) as u32,
+        }
+    }
+
+    fn write_slot(&mut self, slot: Slot) {
+        let out = &mut self.out;
+        match slot {
+            Slot::Absent => out.push(tag::ABSENT),
+            Slot::Span { offset, len } => {
+                out.push(tag::SPAN);
+                out.extend_from_slice(&offset.to_le_bytes());
+                out.extend_from_slice(&len.to_le_bytes());
+            }
+            Slot::Scratch { start, len } => {
+                let start = start as usize;
+                out.extend_from_slice(&self.scratch[start..start + len as usize]);
+            }
+            Slot::Int(v) => {
+                out.push(tag::INT);
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+            Slot::Float(v) => {
+                out.push(tag::FLOAT);
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+            Slot::Bool(v) => out.push(if v { tag::TRUE } else { tag::FALSE }),
+            Slot::Timestamp(v) => {
+                out.push(tag::TIMESTAMP);
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+        }
+    }
+}
+
+/// Appends the elements of one list value.
+pub struct ListWriter<'e> {
+    encoder: &'e mut Encoder,
+    start: usize,
+    count: u32,
+}
+
+impl ListWriter<'_> {
+    pub fn str(&mut self, s: &str) {
+        // An inline copy is already appended in place by `Encoder::str`.
+        if let Slot::Span { offset, len } = self.encoder.str(s) {
+            let scratch = &mut self.encoder.scratch;
+            scratch.push(tag::SPAN);
+            scratch.extend_from_slice(&offset.to_le_bytes());
+            scratch.extend_from_slice(&len.to_le_bytes());
+        }
+        self.count += 1;
+    }
+
+    pub fn int(&mut self, v: i64) {
+        self.encoder.scratch.push(tag::INT);
+        self.encoder.scratch.extend_from_slice(&v.to_le_bytes());
+        self.count += 1;
+    }
+
+    pub fn finish(self) -> Slot {
+        let at = self.start + 1;
+        self.encoder.scratch[at..at + 4].copy_from_slice(&self.count.to_le_bytes());
+        self.encoder.scratch_slot(self.start)
+    }
+}
+
+fn push_inline(buf: &mut Vec<u8>, s: &str) {
+    buf.push(tag::INLINE);
+    buf.extend_from_slice(&(s.len() as u32).to_le_bytes());
+    buf.extend_from_slice(s.as_bytes());
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}

@@ -1,0 +1,198 @@
+//! Splitting the space-separated, partly quoted lines AWS writes (ELB, S3
+//! server access logs), and the values inside them.
+
+/// Splits a line into fields separated by single spaces. A field that starts
+/// with `"` runs to the next `"` followed by a space or the end of the line
+/// (AWS documents no escaping inside quotes), and is returned without its
+/// quotes. `[`…`]` fields (S3 access log times) are returned with brackets.
+pub struct Fields<'a> {
+    rest: &'a str,
+    done: bool,
+}
+
+impl<'a> Fields<'a> {
+    pub fn new(line: &'a str) -> Fields<'a> {
+        Fields {
+            rest: line,
+            done: line.is_empty(),
+        }
+    }
+
+    /// What has not been split yet.
+    pub fn rest(&self) -> &'a str {
+        self.rest
+    }
+}
+
+impl<'a> Iterator for Fields<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        if self.done {
+            return None;
+        }
+        let s = self.rest;
+        let (field, next) = match s.as_bytes().first() {
+            Some(b'"') => match closing(s, b'"') {
+                Some(close) => (&s[1..close], close + 1),
+                None => (&s[1..], s.len()),
+            },
+            Some(b'[') => match closing(s, b']') {
+                Some(close) => (&s[..=close], close + 1),
+                None => (s, s.len()),
+            },
+            _ => match memchr::memchr(b' ', s.as_bytes()) {
+                Some(space) => (&s[..space], space),
+                None => (s, s.len()),
+            },
+        };
+        // `next` is at a space or the end: step over exactly one space.
+        if next >= s.len() {
+            self.rest = "";
+            self.done = true;
+        } else {
+            self.rest = &s[next + 1..];
+        }
+        Some(field)
+    }
+}
+
+/// Position of the `close` byte that ends a field opened at `s[0]`: the
+/// first one followed by a space or the end of the line.
+fn closing(s: &str, close: u8) -> Option<usize> {
+    let bytes = s.as_bytes();
+    let mut from = 1;
+    while let Some(found) = memchr::memchr(close, &bytes[from..]) {
+        let at = from + found;
+        if matches!(bytes.get(at + 1), None | Some(b' ')) {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
+}
+
+/// Splits `host:port` at the last colon, so unbracketed IPv6
+/// (`2001:db8::1:50718`) works; `[v6]:port` loses its brackets.
+pub fn split_host_port(s: &str) -> Option<(&str, &str)> {
+    let colon = s.rfind(':')?;
+    let (host, port) = (&s[..colon], &s[colon + 1..]);
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    Some((host, port))
+}
+
+/// An HTTP request line split as the record conventions require.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Request<'a> {
+    pub method: Option<&'a str>,
+    pub url: Option<&'a str>,
+    pub protocol: Option<&'a str>,
+}
+
+/// Method before the first space, protocol after the last, URL in between
+/// (URLs may hold spaces). `- - -` (and `- - - `) yields nothing.
+pub fn split_request(request: &str) -> Request<'_> {
+    let dash = |s: &'_ str| (!s.is_empty() && s != "-").then_some(());
+    let trimmed = request.trim_end_matches(' ');
+    let Some(first_space) = trimmed.find(' ') else {
+        return Request {
+            method: dash(trimmed).map(|_| trimmed),
+            url: None,
+            protocol: None,
+        };
+    };
+    let method = &trimmed[..first_space];
+    let rest = &trimmed[first_space + 1..];
+    let (url, protocol) = match rest.rfind(' ') {
+        Some(last_space) => (&rest[..last_space], &rest[last_space + 1..]),
+        None => (rest, ""),
+    };
+    Request {
+        method: dash(method).map(|_| method),
+        url: dash(url).map(|_| url),
+        protocol: dash(protocol).map(|_| protocol),
+    }
+}
+
+/// `None` for AWS's `-` placeholder and for empty values.
+pub fn present(s: &str) -> Option<&str> {
+    (!s.is_empty() && s != "-").then_some(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoted_fields_end_at_a_quote_before_a_space() {
+        let line = r#"a "GET /x?q="y"&z HTTP/1.1" "ua \x22 \"z" - [06/Feb/2019:00:00:38 +0000] end"#;
+        let fields: Vec<&str> = Fields::new(line).collect();
+        assert_eq!(
+            fields,
+            [
+                "a",
+                r#"GET /x?q="y"&z HTTP/1.1"#,
+                r#"ua \x22 \"z"#,
+                "-",
+                "[06/Feb/2019:00:00:38 +0000]",
+                "end"
+            ]
+        );
+    }
+
+    #[test]
+    fn empty_fields_and_trailing_space_are_kept() {
+        let fields: Vec<&str> = Fields::new(r#"a  "" b "#).collect();
+        assert_eq!(fields, ["a", "", "", "b", ""]);
+        assert_eq!(Fields::new("").count(), 0);
+        let unterminated: Vec<&str> = Fields::new(r#"x "abc"#).collect();
+        assert_eq!(unterminated, ["x", "abc"]);
+    }
+
+    #[test]
+    fn host_port_splits_at_the_last_colon() {
+        assert_eq!(
+            split_host_port("192.168.131.39:2817"),
+            Some(("192.168.131.39", "2817"))
+        );
+        assert_eq!(
+            split_host_port("2001:db8::1:50718"),
+            Some(("2001:db8::1", "50718"))
+        );
+        assert_eq!(
+            split_host_port("[2001:db8::1]:443"),
+            Some(("2001:db8::1", "443"))
+        );
+        assert_eq!(split_host_port("-"), None);
+    }
+
+    #[test]
+    fn request_lines_split_around_spaces_in_urls() {
+        assert_eq!(
+            split_request("GET http://example.com:80/a b?c=d e HTTP/1.1"),
+            Request {
+                method: Some("GET"),
+                url: Some("http://example.com:80/a b?c=d e"),
+                protocol: Some("HTTP/1.1"),
+            }
+        );
+        let none = Request {
+            method: None,
+            url: None,
+            protocol: None,
+        };
+        assert_eq!(split_request("- - -"), none);
+        assert_eq!(split_request("- - - "), none);
+        assert_eq!(
+            split_request("- http://lb-dns:80- "),
+            Request {
+                method: None,
+                url: Some("http://lb-dns:80-"),
+                protocol: None,
+            }
+        );
+    }
+}
