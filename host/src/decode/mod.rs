@@ -1,0 +1,1 @@
+//! Decompression by magic bytes and cutting streams into batches of whole lines.

@@ -1,0 +1,1 @@
+//! Running parser components: engine, loading, sandbox, sessions.

@@ -1,0 +1,1 @@
+//! Delivering records to log stores.
