@@ -51,10 +51,12 @@ pub enum FieldType {
     Timestamp = 4,
     StringList = 5,
     IntegerList = 6,
+    /// Values of any type, as self-describing sources (JSON) give them.
+    Any = 7,
 }
 
 impl FieldType {
-    pub const ALL: [FieldType; 7] = [
+    pub const ALL: [FieldType; 8] = [
         FieldType::String,
         FieldType::Integer,
         FieldType::Float,
@@ -62,6 +64,7 @@ impl FieldType {
         FieldType::Timestamp,
         FieldType::StringList,
         FieldType::IntegerList,
+        FieldType::Any,
     ];
 
     pub fn from_u8(b: u8) -> Option<FieldType> {
@@ -77,6 +80,7 @@ impl FieldType {
             FieldType::Timestamp => "timestamp",
             FieldType::StringList => "string-list",
             FieldType::IntegerList => "integer-list",
+            FieldType::Any => "any",
         }
     }
 }

@@ -70,5 +70,6 @@ fn field_type(ty: FieldType) -> wit::FieldType {
         FieldType::Timestamp => wit::FieldType::Timestamp,
         FieldType::StringList => wit::FieldType::StringList,
         FieldType::IntegerList => wit::FieldType::IntegerList,
+        FieldType::Any => wit::FieldType::Any,
     }
 }

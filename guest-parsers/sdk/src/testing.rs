@@ -200,6 +200,7 @@ fn check_type(name: &str, ty: FieldType, value: &Owned) {
         | (FieldType::Float, Owned::Float(_))
         | (FieldType::Boolean, Owned::Bool(_))
         | (FieldType::Timestamp, Owned::Timestamp(_)) => true,
+        (FieldType::Any, _) => true,
         (FieldType::StringList, Owned::List(items)) => items.iter().all(|i| matches!(i, Owned::Str(_))),
         (FieldType::IntegerList, Owned::List(items)) => items.iter().all(|i| matches!(i, Owned::Int(_))),
         _ => false,
