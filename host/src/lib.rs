@@ -8,4 +8,5 @@
 
 pub mod decode;
 pub mod parse;
+pub mod pipeline;
 pub mod sink;

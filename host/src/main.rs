@@ -1,1 +1,44 @@
-fn main() {}
+//! The `s3logd` command line.
+
+mod commands;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "s3logd", version, about = "Moves AWS access logs from S3 into a log store")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Parse local log files (or stdin) and print one JSON record per line,
+    /// exactly as the VictoriaLogs sink sends them.
+    Parse(commands::parse::Args),
+    /// List the bundled and custom parsers with their formats, detection
+    /// patterns, options and fields.
+    Parsers {
+        /// Custom parser components (.wasm files or directories of them).
+        #[arg(long = "parser", value_name = "FILE.wasm")]
+        parsers: Vec<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Parse(args) => commands::parse::run(args),
+        Command::Parsers { parsers } => commands::parsers::run(&parsers),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("s3logd: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -69,7 +69,11 @@ pub fn build(workspace_root: &Path, packages: &[String], target_dir: &Path) -> V
     let mut cmd = Command::new(cargo);
     cmd.current_dir(workspace_root)
         .args(["build", "--release", "--target", TARGET, "--target-dir"])
-        .arg(target_dir);
+        .arg(target_dir)
+        // Debug line tables would make every component ten times larger
+        // and a parser's panic message already names its source line.
+        .args(["--config", "profile.release.debug=false"])
+        .args(["--config", "profile.release.strip=true"]);
     for package in packages {
         cmd.args(["-p", package]);
     }

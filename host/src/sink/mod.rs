@@ -1,1 +1,3 @@
 //! Delivering records to log stores.
+
+pub mod json;

@@ -1,0 +1,126 @@
+//! Choosing a parser for an object from its key and first line, using the
+//! patterns each parser declares about itself (bundled and custom alike).
+
+use regex::Regex;
+
+/// At most this much of the first line is matched against patterns.
+pub const FIRST_LINE_BYTES: usize = 4096;
+
+/// A parser's compiled detection patterns.
+#[derive(Debug)]
+pub(super) struct Patterns {
+    pub(super) keys: Vec<Regex>,
+    pub(super) first_line: Vec<Regex>,
+}
+
+impl Patterns {
+    pub(super) fn compile(keys: &[String], first_line: &[String]) -> Result<Patterns, String> {
+        let compile = |what: &str, patterns: &[String]| {
+            patterns
+                .iter()
+                .map(|p| Regex::new(p).map_err(|e| format!("invalid {what} pattern {p:?}: {e}")))
+                .collect::<Result<Vec<_>, _>>()
+        };
+        Ok(Patterns {
+            keys: compile("key", keys)?,
+            first_line: compile("first-line", first_line)?,
+        })
+    }
+
+    fn matches_key(&self, key: &str) -> bool {
+        self.keys.iter().any(|re| re.is_match(key))
+    }
+
+    /// The length of the longest first-line pattern that matches, as a
+    /// measure of how specific the match is.
+    fn first_line_match(&self, line: &str) -> Option<usize> {
+        self.first_line
+            .iter()
+            .filter(|re| re.is_match(line))
+            .map(|re| re.as_str().len())
+            .max()
+    }
+}
+
+/// Picks among `candidates` (in priority order) for an object:
+/// 1. parsers whose key patterns match, the first one the first line
+///    confirms (or that declares no first-line pattern);
+/// 2. else the parser whose first-line pattern matches most specifically
+///    (the longest pattern; ties go to the earlier parser);
+/// 3. else the first key match even unconfirmed (an object may start with a
+///    control line, like ELB's `Enable AccessLog` test object).
+pub(super) fn choose<'p, P>(candidates: &'p [P], patterns: impl Fn(&P) -> &Patterns, key: &str, first_line: &str) -> Option<&'p P> {
+    let line = truncate(first_line, FIRST_LINE_BYTES);
+    let by_key: Vec<&P> = candidates.iter().filter(|p| patterns(p).matches_key(key)).collect();
+    if let Some(confirmed) = by_key.iter().find(|p| {
+        let patterns = patterns(p);
+        patterns.first_line.is_empty() || patterns.first_line_match(line).is_some()
+    }) {
+        return Some(confirmed);
+    }
+    let mut best: Option<(&P, usize)> = None;
+    for candidate in candidates {
+        if let Some(specificity) = patterns(candidate).first_line_match(line) {
+            if best.is_none_or(|(_, s)| specificity > s) {
+                best = Some((candidate, specificity));
+            }
+        }
+    }
+    best.map(|(p, _)| p).or_else(|| by_key.first().copied())
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parser(name: &'static str, keys: &[&str], lines: &[&str]) -> (&'static str, Patterns) {
+        let own = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        (name, Patterns::compile(&own(keys), &own(lines)).unwrap())
+    }
+
+    fn pick<'a>(set: &'a [(&'static str, Patterns)], key: &str, line: &str) -> Option<&'static str> {
+        choose(set, |p| &p.1, key, line).map(|p| p.0)
+    }
+
+    #[test]
+    fn key_first_then_first_line_then_unconfirmed_key() {
+        let set = [
+            parser("alb", &[r"_app\."], &[r"^h2 "]),
+            parser("ndjson", &[r"\.json"], &[r"^\{"]),
+            parser("cloudtrail", &[r"/CloudTrail/"], &[r#"^\{"Records""#]),
+            parser("regex", &[], &[]),
+        ];
+        assert_eq!(pick(&set, "x_app.lb.log.gz", "h2 2018-…"), Some("alb"));
+        // The key says ALB but the content is CloudTrail.
+        assert_eq!(pick(&set, "x_app.lb.log.gz", r#"{"Records":[]}"#), Some("cloudtrail"));
+        // No key match: the most specific first-line pattern wins.
+        assert_eq!(pick(&set, "data/file", r#"{"Records":[]}"#), Some("cloudtrail"));
+        assert_eq!(pick(&set, "data/file", r#"{"a":1}"#), Some("ndjson"));
+        // An ELB test object: the key decides.
+        assert_eq!(pick(&set, "x_app.lb.log.gz", "Enable AccessLog for ELB"), Some("alb"));
+        assert_eq!(pick(&set, "data/file", "plain text"), None);
+    }
+
+    #[test]
+    fn invalid_patterns_are_reported_with_the_pattern() {
+        let err = Patterns::compile(&["(".into()], &[]).unwrap_err();
+        assert!(err.contains("invalid key pattern \"(\""), "{err}");
+    }
+
+    #[test]
+    fn long_first_lines_are_cut_at_a_character_boundary() {
+        let line = "é".repeat(FIRST_LINE_BYTES);
+        assert!(truncate(&line, FIRST_LINE_BYTES).len() <= FIRST_LINE_BYTES);
+    }
+}

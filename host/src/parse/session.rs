@@ -1,0 +1,254 @@
+//! Parsing one object: a fresh sandboxed instance, its `session` resource,
+//! and the rows it returns decoded for a [`RecordVisitor`].
+
+use std::fmt;
+use std::time::Duration;
+
+use s3logd_rows::{DecodeError, Decoder, Entry, Value};
+use wasmtime::component::ResourceAny;
+use wasmtime::{Store, Trap};
+
+use super::bindings::{ParserComponent, ParserComponentPre};
+use super::component::Field;
+use super::runtime::Runtime;
+use super::sandbox::{SandboxState, new_store};
+
+/// Why a parser failed an object. The object is lost for this attempt, but
+/// nothing else is: the next object gets a new instance.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ParserFailure {
+    /// `open` refused the object or its options.
+    Refused(String),
+    /// The parser trapped (a panic, an out-of-bounds access, …).
+    Trap(String),
+    /// A call ran past the CPU deadline.
+    Timeout(Duration),
+    /// The instance tried to grow its memory past the cap.
+    OutOfMemory { limit_mib: usize },
+    /// The parser returned bytes that are not a valid row encoding.
+    BadOutput(String),
+}
+
+impl fmt::Display for ParserFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ParserFailure::Refused(reason) => write!(f, "parser refused the object: {reason}"),
+            ParserFailure::Trap(reason) => write!(f, "parser trapped: {reason}"),
+            ParserFailure::Timeout(after) => write!(f, "parser exceeded its time limit of {after:?} for one batch"),
+            ParserFailure::OutOfMemory { limit_mib } => write!(f, "parser exceeded its memory limit of {limit_mib} MiB"),
+            ParserFailure::BadOutput(reason) => write!(f, "parser returned invalid rows: {reason}"),
+        }
+    }
+}
+
+impl std::error::Error for ParserFailure {}
+
+impl ParserFailure {
+    /// A short stable name for metrics labels.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ParserFailure::Refused(_) => "refused",
+            ParserFailure::Trap(_) => "trap",
+            ParserFailure::Timeout(_) => "timeout",
+            ParserFailure::OutOfMemory { .. } => "out_of_memory",
+            ParserFailure::BadOutput(_) => "bad_output",
+        }
+    }
+}
+
+/// One parsed record, valid during [`RecordVisitor::record`].
+pub struct Record<'a> {
+    /// UTC nanoseconds; `None` when the parser found no time.
+    pub time: Option<i64>,
+    pub msg: Option<&'a str>,
+    /// The session's field table; `values[i]` belongs to `fields[i]`.
+    pub fields: &'a [Field],
+    pub values: &'a [Value<'a>],
+}
+
+impl<'a> Record<'a> {
+    /// The fields that have a value, in table order.
+    pub fn present(&self) -> impl Iterator<Item = (&'a Field, Value<'a>)> + '_ {
+        self.fields
+            .iter()
+            .zip(self.values.iter().copied())
+            .filter(|(_, v)| !matches!(v, Value::Absent))
+    }
+}
+
+/// Receives what a batch produced.
+pub trait RecordVisitor {
+    fn record(&mut self, record: &Record<'_>);
+    /// `line` is 1-based within the object.
+    fn line_error(&mut self, line: u64, reason: &str);
+}
+
+/// Counters of one batch.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct BatchOutcome {
+    pub lines: u64,
+    pub records: u64,
+    pub line_errors: u64,
+    pub skipped_lines: u64,
+    pub rows_with_extra: u64,
+}
+
+impl std::ops::AddAssign for BatchOutcome {
+    fn add_assign(&mut self, o: BatchOutcome) {
+        self.lines += o.lines;
+        self.records += o.records;
+        self.line_errors += o.line_errors;
+        self.skipped_lines += o.skipped_lines;
+        self.rows_with_extra += o.rows_with_extra;
+    }
+}
+
+/// A parser instance working on one object.
+pub struct ObjectSession {
+    store: Store<SandboxState>,
+    instance: ParserComponent,
+    session: ResourceAny,
+    fields: Vec<Field>,
+    deadline_ticks: u64,
+    call_timeout: Duration,
+    lines_before: u64,
+    failed: Option<ParserFailure>,
+}
+
+impl ObjectSession {
+    pub(super) fn open(
+        runtime: &Runtime,
+        pre: &ParserComponentPre<SandboxState>,
+        fields: &[Field],
+        object_key: &str,
+        options: &[(String, String)],
+    ) -> Result<ObjectSession, ParserFailure> {
+        let mut store = new_store(runtime);
+        let deadline_ticks = runtime.limits.deadline_ticks();
+        store.set_epoch_deadline(deadline_ticks);
+        let call_timeout = runtime.limits.call_timeout;
+        let instance = pre
+            .instantiate(&mut store)
+            .map_err(|e| classify(&store, e, call_timeout))?;
+        let session = instance
+            .s3logd_parser_parser()
+            .call_open(&mut store, object_key, options)
+            .map_err(|e| classify(&store, e, call_timeout))?
+            .map_err(ParserFailure::Refused)?;
+        Ok(ObjectSession {
+            store,
+            instance,
+            session,
+            fields: fields.to_vec(),
+            deadline_ticks,
+            call_timeout,
+            lines_before: 0,
+            failed: None,
+        })
+    }
+
+    /// Parses a batch of whole lines, handing every record and line error
+    /// to `visitor` in order. After a failure the session is spent.
+    pub fn parse(&mut self, batch: &str, visitor: &mut impl RecordVisitor) -> Result<BatchOutcome, ParserFailure> {
+        if let Some(failure) = &self.failed {
+            return Err(failure.clone());
+        }
+        self.store.set_epoch_deadline(self.deadline_ticks);
+        let encoded = self
+            .instance
+            .s3logd_parser_parser()
+            .session()
+            .call_parse(&mut self.store, self.session, batch);
+        let result = match encoded {
+            Ok(encoded) => self
+                .decode(&encoded, batch, visitor)
+                .map_err(|e| ParserFailure::BadOutput(e.to_string())),
+            Err(e) => Err(classify(&self.store, e, self.call_timeout)),
+        };
+        if let Err(failure) = &result {
+            self.failed = Some(failure.clone());
+        }
+        result
+    }
+
+    /// Counts a line the host dropped before parsing (longer than the line
+    /// limit) and returns its 1-based number.
+    pub fn skip_line(&mut self) -> u64 {
+        self.lines_before += 1;
+        self.lines_before
+    }
+
+    /// Lines seen so far in this object.
+    pub fn lines(&self) -> u64 {
+        self.lines_before
+    }
+
+    pub fn fields(&self) -> &[Field] {
+        &self.fields
+    }
+
+    fn decode(&mut self, encoded: &[u8], batch: &str, visitor: &mut impl RecordVisitor) -> Result<BatchOutcome, DecodeError> {
+        let mut decoder = Decoder::new(encoded, batch)?;
+        let mut values = Vec::with_capacity(self.fields.len());
+        let mut outcome = BatchOutcome::default();
+        let undeclared = |at| DecodeError {
+            at,
+            reason: "a row has more values than declared fields",
+        };
+        while let Some(entry) = decoder.next_entry(&mut values)? {
+            match entry {
+                Entry::Field { ty, name } => self.fields.push(Field {
+                    name: name.to_string(),
+                    ty,
+                    description: String::new(),
+                }),
+                Entry::Row(row) => {
+                    if values.len() > self.fields.len() {
+                        return Err(undeclared(encoded.len()));
+                    }
+                    let msg = match row.msg {
+                        Value::Str(s) => Some(s),
+                        _ => None,
+                    };
+                    visitor.record(&Record {
+                        time: row.time,
+                        msg,
+                        fields: &self.fields,
+                        values: &values,
+                    });
+                    outcome.records += 1;
+                }
+                Entry::Error { line, reason } => {
+                    visitor.line_error(self.lines_before + u64::from(line) + 1, reason);
+                    outcome.line_errors += 1;
+                }
+                Entry::End(counters) => {
+                    outcome.lines = counters.lines.into();
+                    outcome.skipped_lines = counters.skipped.into();
+                    outcome.rows_with_extra = counters.rows_with_extra.into();
+                }
+            }
+        }
+        self.lines_before += outcome.lines;
+        Ok(outcome)
+    }
+}
+
+fn classify(store: &Store<SandboxState>, error: wasmtime::Error, call_timeout: Duration) -> ParserFailure {
+    let state = store.data();
+    if state.memory_exceeded() {
+        return ParserFailure::OutOfMemory {
+            limit_mib: state.memory_limit() >> 20,
+        };
+    }
+    if error.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+        return ParserFailure::Timeout(call_timeout);
+    }
+    let stderr = state.stderr.text();
+    let mut message = format!("{error:#}");
+    if !stderr.is_empty() {
+        message.push_str("; parser stderr: ");
+        message.push_str(&stderr);
+    }
+    ParserFailure::Trap(message)
+}
