@@ -7,5 +7,6 @@
 //! record of it is stored.
 
 pub mod decode;
+pub mod notification;
 pub mod parse;
 pub mod sink;
