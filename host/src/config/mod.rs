@@ -387,9 +387,6 @@ fn apply_env_overrides(
         .filter(|(name, _)| name.starts_with(ENV_PREFIX))
         .collect();
     let mut errors = Vec::new();
-    if overrides.is_empty() {
-        return errors;
-    }
     for (path, key_shape) in shape.key_paths() {
         if matches!(key_shape, Shape::Table(_)) || is_inside_table_list(shape, &path) {
             continue;
