@@ -6,7 +6,9 @@
 //! delivers the records, and the message is acknowledged only when every
 //! record of it is stored.
 
+pub mod config;
 pub mod decode;
+pub mod notification;
 pub mod parse;
 pub mod pipeline;
 pub mod sink;

@@ -1,0 +1,501 @@
+//! The collector's TOML configuration (`s3logd.example.toml` documents every
+//! key), with `S3LOGD_<SECTION>_<KEY>` environment overrides and validation
+//! that reports every problem at once, each with its key path.
+
+mod schema;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize, Serializer};
+use toml::{Table, Value};
+
+use schema::Shape;
+
+const MIB: u64 = 1024 * 1024;
+const ENV_PREFIX: &str = "S3LOGD_";
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub queue: QueueConfig,
+    pub aws: AwsConfig,
+    pub objects: ObjectsConfig,
+    /// Chooses the parser by object key; the first match wins, then the
+    /// parsers' own detection.
+    pub routes: Vec<Route>,
+    pub enrich: EnrichConfig,
+    pub parsers: ParsersConfig,
+    pub sink: SinkConfig,
+    pub metrics: MetricsConfig,
+    pub log: LogConfig,
+    pub shutdown: ShutdownConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QueueConfig {
+    /// Required; empty only until validation reports it missing.
+    pub url: String,
+    pub max_messages: u32,
+    pub wait_time_secs: u32,
+    /// What the heartbeat extends a message's visibility to while its
+    /// objects are processed.
+    pub visibility_timeout_secs: u32,
+    pub heartbeat_interval_secs: u32,
+    /// An unrecognized message received more often than this is no longer
+    /// returned to the queue, leaving it to the queue's redrive policy.
+    pub max_receive_count: u32,
+    /// Objects processed at once.
+    pub concurrency: u32,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        QueueConfig {
+            url: String::new(),
+            max_messages: 10,
+            wait_time_secs: 20,
+            visibility_timeout_secs: 300,
+            heartbeat_interval_secs: 60,
+            max_receive_count: 5,
+            concurrency: 4,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AwsConfig {
+    /// `None`: the SDK's default provider chain decides.
+    pub region: Option<String>,
+    /// For S3-compatible stores and tests.
+    pub endpoint_url: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ObjectsConfig {
+    /// Empty: objects of any bucket are fetched.
+    pub allowed_buckets: Vec<String>,
+    pub max_line_bytes: u64,
+    /// Global budget of object bytes in flight; receiving pauses above it.
+    pub in_flight_bytes: u64,
+}
+
+impl Default for ObjectsConfig {
+    fn default() -> Self {
+        ObjectsConfig {
+            allowed_buckets: Vec::new(),
+            max_line_bytes: 64 * MIB,
+            in_flight_bytes: 256 * MIB,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Route {
+    /// A valid regex once the configuration is loaded.
+    pub key_regex: String,
+    pub parser: String,
+    pub options: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EnrichConfig {
+    /// Its named groups become fields of every record of the object; a
+    /// valid regex once the configuration is loaded.
+    pub key_regex: Option<String>,
+    pub stream_fields: Vec<String>,
+}
+
+impl Default for EnrichConfig {
+    fn default() -> Self {
+        let stream_fields = ["log_type", "account", "region", "load_balancer"];
+        EnrichConfig {
+            key_regex: None,
+            stream_fields: stream_fields.map(String::from).to_vec(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ParsersConfig {
+    /// Custom parser components: `.wasm` files or directories of them.
+    pub paths: Vec<PathBuf>,
+    pub call_timeout_ms: u64,
+    pub memory_limit_mib: u64,
+}
+
+impl Default for ParsersConfig {
+    fn default() -> Self {
+        ParsersConfig {
+            paths: Vec::new(),
+            call_timeout_ms: 10_000,
+            memory_limit_mib: 256,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SinkConfig {
+    pub victorialogs: VictoriaLogsConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VictoriaLogsConfig {
+    /// Required; empty only until validation reports it missing.
+    pub url: String,
+    pub compression: Compression,
+    pub batch_max_bytes: u64,
+    pub batch_max_records: u64,
+    pub batch_max_age_ms: u64,
+    pub account_id: Option<u32>,
+    pub project_id: Option<u32>,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    pub bearer_token: Option<Secret>,
+    pub headers: BTreeMap<String, String>,
+    pub request_timeout_secs: u64,
+    /// Extra CA certificates (PEM) trusted for the sink's TLS.
+    pub tls_ca_file: Option<PathBuf>,
+}
+
+impl Default for VictoriaLogsConfig {
+    fn default() -> Self {
+        VictoriaLogsConfig {
+            url: String::new(),
+            compression: Compression::Zstd,
+            batch_max_bytes: 8 * MIB,
+            batch_max_records: 10_000,
+            batch_max_age_ms: 1_000,
+            account_id: None,
+            project_id: None,
+            username: None,
+            password: None,
+            bearer_token: None,
+            headers: BTreeMap::new(),
+            request_timeout_secs: 30,
+            tls_ca_file: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    Zstd,
+    Gzip,
+    None,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// A socket address once the configuration is loaded.
+    pub listen: String,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            listen: "127.0.0.1:9477".to_owned(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// A `tracing` filter: a level or directives such as `info,s3logd=debug`.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: LogFormat::Text,
+            level: "info".to_owned(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ShutdownConfig {
+    pub grace_period_secs: u64,
+}
+
+impl Default for ShutdownConfig {
+    fn default() -> Self {
+        ShutdownConfig {
+            grace_period_secs: 30,
+        }
+    }
+}
+
+/// A password or token: printed, logged and serialized as `***`.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+const MASK: &str = "***";
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(MASK)
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(MASK)
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(MASK)
+    }
+}
+
+/// One problem with the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// Dotted key path (`sink.victorialogs.url`, `routes[0].key_regex`);
+    /// empty for problems with the file as a whole.
+    pub path: String,
+    pub message: String,
+}
+
+/// Every problem found, one per line when displayed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (index, error) in self.0.iter().enumerate() {
+            if index > 0 {
+                writeln!(f)?;
+            }
+            match error.path.as_str() {
+                "" => write!(f, "{}", error.message)?,
+                path => write!(f, "{path}: {}", error.message)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+impl ConfigErrors {
+    fn one(path: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigErrors(vec![ConfigError {
+            path: path.into(),
+            message: message.into(),
+        }])
+    }
+}
+
+impl Config {
+    /// Reads and validates the file, with overrides from the process
+    /// environment.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let text = std::fs::read_to_string(path).map_err(|error| {
+            ConfigErrors::one("", format!("cannot read {}: {error}", path.display()))
+        })?;
+        let env = std::env::vars_os().filter_map(|(name, value)| {
+            Some((name.into_string().ok()?, value.into_string().ok()?))
+        });
+        Config::parse(&text, env)
+    }
+
+    /// What `check-config` shows: the effective configuration after defaults
+    /// and environment overrides, as TOML with secrets masked.
+    pub fn check(path: &Path) -> Result<String, ConfigErrors> {
+        let config = Config::load(path)?;
+        Ok(toml::to_string(&config).expect("the configuration serializes to TOML"))
+    }
+
+    /// Parses TOML text, applies `S3LOGD_*` overrides from `env` and
+    /// validates the result.
+    pub fn parse(
+        text: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigErrors> {
+        let mut table: Table = text.parse().map_err(|error: toml::de::Error| {
+            ConfigErrors::one(
+                "",
+                format!("invalid TOML: {}", error.to_string().trim_end()),
+            )
+        })?;
+        let shape = schema::shape_of::<Config>();
+        let mut errors = apply_env_overrides(&mut table, &shape, env);
+        report_unknown_keys(&table, &shape, "", &mut errors);
+        if !errors.is_empty() {
+            return Err(ConfigErrors(errors));
+        }
+        let config: Config = Value::Table(table)
+            .try_into()
+            .map_err(|error| ConfigErrors(vec![deserialize_error(error)]))?;
+        let errors = config.validate();
+        if errors.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigErrors(errors))
+        }
+    }
+}
+
+/// The environment variable that sets a key path.
+fn env_name(path: &str) -> String {
+    format!("{ENV_PREFIX}{}", path.replace('.', "_").to_uppercase())
+}
+
+/// Sets every key whose `S3LOGD_*` variable is present. Keys inside
+/// `[[routes]]` are not addressable one by one; `S3LOGD_ROUTES` replaces the
+/// whole list with an inline TOML array.
+fn apply_env_overrides(
+    table: &mut Table,
+    shape: &Shape,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Vec<ConfigError> {
+    let overrides: BTreeMap<String, String> = env
+        .into_iter()
+        .filter(|(name, _)| name.starts_with(ENV_PREFIX))
+        .collect();
+    let mut errors = Vec::new();
+    for (path, key_shape) in shape.key_paths() {
+        if matches!(key_shape, Shape::Table(_)) || is_inside_table_list(shape, &path) {
+            continue;
+        }
+        let name = env_name(&path);
+        let Some(raw) = overrides.get(&name) else {
+            continue;
+        };
+        let value = match key_shape {
+            Shape::Scalar { text: true } => Value::String(raw.clone()),
+            _ => parse_toml_value(raw).unwrap_or_else(|| Value::String(raw.clone())),
+        };
+        if let Err(message) = set_path(table, &path, value) {
+            errors.push(ConfigError {
+                path,
+                message: format!("{name}: {message}"),
+            });
+        }
+    }
+    errors
+}
+
+fn is_inside_table_list(shape: &Shape, path: &str) -> bool {
+    let mut current = shape;
+    for key in path.split('.') {
+        match current {
+            Shape::Table(fields) => match fields.iter().find(|(name, _)| *name == key) {
+                Some((_, child)) => current = child,
+                None => return false,
+            },
+            Shape::TableList(_) => return true,
+            _ => return false,
+        }
+    }
+    false
+}
+
+fn parse_toml_value(raw: &str) -> Option<Value> {
+    let mut holder: Table = format!("value = {raw}").parse().ok()?;
+    holder.remove("value")
+}
+
+fn set_path(table: &mut Table, path: &str, value: Value) -> Result<(), String> {
+    let (parents, key) = path
+        .rsplit_once('.')
+        .map_or((None, path), |(parents, key)| (Some(parents), key));
+    let mut current = table;
+    for section in parents.into_iter().flat_map(|parents| parents.split('.')) {
+        current = match current
+            .entry(section)
+            .or_insert_with(|| Value::Table(Table::new()))
+        {
+            Value::Table(inner) => inner,
+            _ => return Err(format!("`{section}` in the file is not a table")),
+        };
+    }
+    current.insert(key.to_owned(), value);
+    Ok(())
+}
+
+fn report_unknown_keys(table: &Table, shape: &Shape, prefix: &str, errors: &mut Vec<ConfigError>) {
+    let Shape::Table(fields) = shape else {
+        return;
+    };
+    for (key, value) in table {
+        let path = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}.{key}")
+        };
+        let Some((_, child)) = fields.iter().find(|(name, _)| name == key) else {
+            let known: Vec<&str> = fields.iter().map(|(name, _)| *name).collect();
+            errors.push(ConfigError {
+                path,
+                message: format!("unknown key (known here: {})", known.join(", ")),
+            });
+            continue;
+        };
+        match (child, value) {
+            (Shape::Table(_), Value::Table(inner)) => {
+                report_unknown_keys(inner, child, &path, errors)
+            }
+            (Shape::TableList(element), Value::Array(items)) => {
+                for (index, item) in items.iter().enumerate() {
+                    if let Value::Table(inner) = item {
+                        report_unknown_keys(inner, element, &format!("{path}[{index}]"), errors);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// toml names the failing key only in its display text (a trailing
+/// "in `queue.max_messages`" line), so it is taken from there.
+fn deserialize_error(error: toml::de::Error) -> ConfigError {
+    let text = error.to_string();
+    let path = text
+        .lines()
+        .rev()
+        .find_map(|line| line.strip_prefix("in `")?.strip_suffix('`'))
+        .unwrap_or_default()
+        .to_owned();
+    ConfigError {
+        path,
+        message: error.message().to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests;
