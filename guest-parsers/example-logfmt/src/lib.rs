@@ -50,6 +50,9 @@
 //!    or randomness. s3logd refuses to load a component that imports
 //!    `wasi:filesystem` (which `std::fs` does), and times must be parsed
 //!    without a clock or time zone database: use `s3logd_parser_sdk::time`.
+//!    `std::collections::HashMap`'s default hasher asks for a random seed
+//!    (`wasi:random`), which is why this parser keys its fields in a
+//!    `BTreeMap`.
 //!
 //! 3. Test natively with `s3logd_parser_sdk::testing::{parse, parse_one,
 //!    parse_batched}`, which run your parser through the real row encoding
@@ -76,7 +79,7 @@
 
 mod logfmt;
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use s3logd_parser_sdk::{Description, FieldId, FieldType, Options, Output, Parser, time};
 
@@ -87,7 +90,7 @@ const DEFAULT_TIME_KEY: &str = "ts";
 /// A logfmt session: the fields declared so far, by key.
 pub struct Logfmt {
     time_key: String,
-    fields: HashMap<String, FieldId>,
+    fields: BTreeMap<String, FieldId>,
 }
 
 impl Parser for Logfmt {
@@ -115,7 +118,7 @@ impl Parser for Logfmt {
         }
         Ok(Logfmt {
             time_key: time_key.into(),
-            fields: HashMap::new(),
+            fields: BTreeMap::new(),
         })
     }
 
@@ -157,7 +160,7 @@ impl Parser for Logfmt {
 }
 
 /// The field of `key`, declared at its first sight in the session.
-fn field_of(fields: &mut HashMap<String, FieldId>, key: &str, out: &mut Output) -> FieldId {
+fn field_of(fields: &mut BTreeMap<String, FieldId>, key: &str, out: &mut Output) -> FieldId {
     if let Some(&field) = fields.get(key) {
         return field;
     }
