@@ -4,3 +4,9 @@
 //! sinks are receivers that implement the stores' documented HTTP
 //! protocols (quirks included) with injectable faults, and log data comes
 //! from deterministic generators.
+
+/// Paths of the test components built by `build.rs`: the deliberately
+/// broken parsers under `tests/fixtures/` and the example custom parser.
+pub mod components {
+    include!(concat!(env!("OUT_DIR"), "/components.rs"));
+}
