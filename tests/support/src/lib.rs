@@ -4,3 +4,6 @@
 //! sinks are receivers that implement the stores' documented HTTP
 //! protocols (quirks included) with injectable faults, and log data comes
 //! from deterministic generators.
+
+pub mod moto;
+pub mod victorialogs;
