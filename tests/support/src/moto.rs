@@ -5,6 +5,9 @@
 //! through an SNS topic with raw message delivery on or off. Like AWS it
 //! also sends one `s3:TestEvent` message when a notification is configured,
 //! so a queue that is notified directly starts with that message in it.
+//! Keys in its events are form-encoded with Python's `quote_plus`, which
+//! also turns `/` into `%2F` (AWS leaves `/` as is): decode keys before
+//! comparing them.
 //!
 //! Start one server per test: each is its own process with its own state,
 //! and the SDK clients it hands out belong to the runtime of the test that
@@ -209,18 +212,19 @@ impl MotoServer {
         let topic_arn = succeeded(&format!("create topic {name}"), created)
             .topic_arn
             .expect("CreateTopic answered without a topic ARN");
-        let mut subscription = self
+        let raw_delivery = match delivery {
+            SnsDelivery::Wrapped => "false",
+            SnsDelivery::Raw => "true",
+        };
+        let subscribed = self
             .sns
             .subscribe()
             .topic_arn(&topic_arn)
             .protocol("sqs")
-            .endpoint(&queue.arn);
-        // Wrapped is SNS's default. Saying so explicitly would break it: moto
-        // keeps the attribute as the string "false", which Python treats as true.
-        if delivery == SnsDelivery::Raw {
-            subscription = subscription.attributes("RawMessageDelivery", "true");
-        }
-        let subscribed = subscription.send().await;
+            .endpoint(&queue.arn)
+            .attributes("RawMessageDelivery", raw_delivery)
+            .send()
+            .await;
         succeeded(
             &format!("subscribe {} to {topic_arn}", queue.arn),
             subscribed,
@@ -378,7 +382,10 @@ fn moto_server_path() -> PathBuf {
         );
         return path;
     }
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .expect("tests/support sits two levels below the workspace root");
     let path = workspace.join(".venv/bin/moto_server");
     assert!(
         path.is_file(),
