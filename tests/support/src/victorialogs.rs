@@ -235,7 +235,7 @@ impl VictoriaLogs {
         self.script(n, Fault::Delay(delay));
     }
 
-    /// The next `n` requests get their TCP connection closed without an answer.
+    /// The next `n` requests are read, then their TCP connection is closed without an answer.
     pub fn drop_connection_next(&self, n: usize) {
         self.script(n, Fault::DropConnection);
     }
@@ -382,29 +382,30 @@ async fn handle(
         state.faults.pop_front()
     };
     let (parts, body) = request.into_parts();
-    let log = |state: &Mutex<State>, answer: Option<&Answer>| {
+    let log = |answer: Option<&Answer>| {
+        let logged = LoggedRequest {
+            method: parts.method.to_string(),
+            uri: parts.uri.to_string(),
+            headers: parts.headers.clone(),
+            decoded_body_len: answer.and_then(|a| a.decoded_body_len),
+            status: answer.map(|a| a.status.as_u16()),
+        };
         state
             .lock()
             .expect("receiver state lock")
             .requests
-            .push(LoggedRequest {
-                method: parts.method.to_string(),
-                uri: parts.uri.to_string(),
-                headers: parts.headers.clone(),
-                decoded_body_len: answer.and_then(|a| a.decoded_body_len),
-                status: answer.map(|a| a.status.as_u16()),
-            });
+            .push(logged);
     };
-    if let Some(Fault::DropConnection) = fault {
-        log(&state, None);
-        return Err(DropConnection);
-    }
     let body = match body.collect().await {
         Ok(collected) => collected.to_bytes(),
         // The client went away mid-body; there is nobody to answer.
         Err(_) => return Err(DropConnection),
     };
     let answer = match fault {
+        Some(Fault::DropConnection) => {
+            log(None);
+            return Err(DropConnection);
+        }
         Some(Fault::Status(status)) => Answer::new(status, "scripted fault"),
         Some(Fault::Delay(delay)) => {
             let (state, auth, parts) = (state.clone(), auth.clone(), parts.clone());
@@ -415,9 +416,9 @@ async fn handle(
             });
             delayed.await.expect("delayed request processing panicked")
         }
-        Some(Fault::DropConnection) | None => answer(&state, auth.as_ref().as_ref(), &parts, &body),
+        None => answer(&state, auth.as_ref().as_ref(), &parts, &body),
     };
-    log(&state, Some(&answer));
+    log(Some(&answer));
     let mut response = Response::new(Full::new(Bytes::from(answer.message)));
     *response.status_mut() = answer.status;
     if answer.status == StatusCode::UNAUTHORIZED {
@@ -719,19 +720,15 @@ fn parse_time(text: &str) -> Option<(i64, TimeSource)> {
     ))
 }
 
-/// VictoriaLogs tells the unit of a Unix timestamp by its magnitude: whatever
-/// fits in 32 signed bits is seconds, then milliseconds, then microseconds.
+/// The unit of a Unix timestamp follows from its magnitude, as in
+/// VictoriaMetrics' `lib/timeutil`: the largest unit whose nanoseconds still
+/// fit in an i64. (Fractional and scientific forms, which it also reads, are
+/// not modelled: such a line counts as invalid here.)
 fn unix_integer_nanos(n: i64) -> i64 {
-    const SECONDS_LIMIT: i64 = 1 << 31;
-    if (-SECONDS_LIMIT..SECONDS_LIMIT).contains(&n) {
-        n * 1_000_000_000
-    } else if (-SECONDS_LIMIT * 1_000..SECONDS_LIMIT * 1_000).contains(&n) {
-        n * 1_000_000
-    } else if (-SECONDS_LIMIT * 1_000_000..SECONDS_LIMIT * 1_000_000).contains(&n) {
-        n * 1_000
-    } else {
-        n
-    }
+    [1_000_000_000, 1_000_000, 1_000]
+        .into_iter()
+        .find(|&multiplier| (i64::MIN / multiplier..=i64::MAX / multiplier).contains(&n))
+        .map_or(n, |multiplier| n * multiplier)
 }
 
 /// Whether an RFC 3339 text (already known to parse) ends in `Z` or a `±hh[:mm]` offset.

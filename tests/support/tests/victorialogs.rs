@@ -123,6 +123,8 @@ async fn time_formats() {
     let receiver = VictoriaLogs::start();
     let cases = [
         ("1686026893", 1_686_026_893 * NANOS, TimeSource::UnixInteger),
+        // 2100-01-01: past 32 bits, still seconds.
+        ("4102444800", 4_102_444_800 * NANOS, TimeSource::UnixInteger),
         (
             "1686026893735",
             1_686_026_893_735_000_000,
