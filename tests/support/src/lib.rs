@@ -5,6 +5,9 @@
 //! protocols (quirks included) with injectable faults, and log data comes
 //! from deterministic generators.
 
+pub mod moto;
+pub mod victorialogs;
+
 /// Paths of the test components built by `build.rs`: the deliberately
 /// broken parsers under `tests/fixtures/` and the example custom parser.
 pub mod components {
