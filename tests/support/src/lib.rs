@@ -4,3 +4,5 @@
 //! sinks are receivers that implement the stores' documented HTTP
 //! protocols (quirks included) with injectable faults, and log data comes
 //! from deterministic generators.
+
+pub mod alb;
