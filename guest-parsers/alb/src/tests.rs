@@ -463,3 +463,51 @@ fn first_line_pattern_picks_alb_lines_only() {
         assert!(!matches_any(&first_lines, other), "{other}");
     }
 }
+
+/// Every object in samples/keys.tsv is picked by key and by first line and
+/// gives the listed record and error counts (the host test repeats this
+/// through the built component).
+#[test]
+fn samples_match_their_listed_counts() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("samples");
+    let listing = std::fs::read_to_string(dir.join("keys.tsv")).unwrap();
+    let description = Alb::describe();
+    let mut listed = 0;
+    for entry in listing.lines() {
+        let [file, key, records, errors] = entry.split('\t').collect::<Vec<_>>()[..] else {
+            panic!("keys.tsv line `{entry}` does not have four tab-separated columns");
+        };
+        let raw = std::fs::read(dir.join(file)).unwrap();
+        let text = if raw.starts_with(&[0x1f, 0x8b]) {
+            let mut text = String::new();
+            std::io::Read::read_to_string(
+                &mut flate2::read::MultiGzDecoder::new(&raw[..]),
+                &mut text,
+            )
+            .unwrap();
+            text
+        } else {
+            String::from_utf8(raw).unwrap()
+        };
+        assert!(matches_any(&description.key_patterns, key), "{key}");
+        let first_line = text.lines().next().unwrap();
+        assert!(
+            matches_any(&description.first_line_patterns, first_line),
+            "{file}"
+        );
+        let parsed = parse::<Alb>(key, &[], &text).unwrap();
+        assert_eq!(
+            parsed.records.len(),
+            records.parse::<usize>().unwrap(),
+            "{file}"
+        );
+        assert_eq!(
+            parsed.errors.len(),
+            errors.parse::<usize>().unwrap(),
+            "{file}: {:?}",
+            parsed.errors
+        );
+        listed += 1;
+    }
+    assert_eq!(listed, 3);
+}
