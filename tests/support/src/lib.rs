@@ -5,6 +5,7 @@
 //! protocols (quirks included) with injectable faults, and log data comes
 //! from deterministic generators.
 
+pub mod alb;
 pub mod moto;
 pub mod victorialogs;
 
