@@ -122,6 +122,46 @@ pub fn present(s: &str) -> Option<&str> {
     (!s.is_empty() && s != "-").then_some(s)
 }
 
+/// An integer field: `None` for `-`; otherwise an error naming the field
+/// when the value is not an integer.
+pub fn int_or_dash(name: &str, value: &str) -> Result<Option<i64>, String> {
+    if value == "-" {
+        return Ok(None);
+    }
+    value
+        .parse()
+        .map(Some)
+        .map_err(|_| format!("{name} {value:?} is not an integer"))
+}
+
+/// A decimal field: `None` for `-`; otherwise an error naming the field
+/// when the value is not a finite number (Rust's parser also reads `inf`
+/// and `NaN`, which no sink can store).
+pub fn float_or_dash(name: &str, value: &str) -> Result<Option<f64>, String> {
+    if value == "-" {
+        return Ok(None);
+    }
+    match value.parse::<f64>() {
+        Ok(number) if number.is_finite() => Ok(Some(number)),
+        _ => Err(format!("{name} {value:?} is not a number")),
+    }
+}
+
+/// An `ip:port` field split per [`split_host_port`]: `None` for `-`;
+/// otherwise an error naming the field when the port is missing or not an
+/// integer.
+pub fn host_port_or_dash<'a>(name: &str, value: &'a str) -> Result<Option<(&'a str, i64)>, String> {
+    if value == "-" {
+        return Ok(None);
+    }
+    let (host, port) =
+        split_host_port(value).ok_or_else(|| format!("{name} {value:?} has no port"))?;
+    let port = port
+        .parse()
+        .map_err(|_| format!("{name} {value:?} has no numeric port"))?;
+    Ok(Some((host, port)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -194,5 +234,30 @@ mod tests {
                 protocol: None,
             }
         );
+    }
+
+    #[test]
+    fn typed_fields_name_the_field_in_errors() {
+        assert_eq!(int_or_dash("sent_bytes", "305"), Ok(Some(305)));
+        assert_eq!(int_or_dash("sent_bytes", "-"), Ok(None));
+        assert_eq!(
+            int_or_dash("sent_bytes", "3x"),
+            Err("sent_bytes \"3x\" is not an integer".to_string())
+        );
+        assert_eq!(float_or_dash("latency", "-1"), Ok(Some(-1.0)));
+        assert_eq!(float_or_dash("latency", "0.000073"), Ok(Some(0.000073)));
+        assert_eq!(float_or_dash("latency", "-"), Ok(None));
+        assert!(float_or_dash("latency", "NaN").is_err());
+        assert!(float_or_dash("latency", "inf").is_err());
+        assert_eq!(
+            host_port_or_dash("client:port", "2001:db8::1:50718"),
+            Ok(Some(("2001:db8::1", 50718)))
+        );
+        assert_eq!(host_port_or_dash("client:port", "-"), Ok(None));
+        assert_eq!(
+            host_port_or_dash("client:port", "10.0.0.1"),
+            Err("client:port \"10.0.0.1\" has no port".to_string())
+        );
+        assert!(host_port_or_dash("client:port", "10.0.0.1:http").is_err());
     }
 }
