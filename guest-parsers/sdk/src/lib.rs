@@ -31,6 +31,7 @@
 //! ```
 
 mod batch;
+mod declared;
 mod describe;
 pub mod testing;
 pub mod text;
@@ -41,6 +42,7 @@ pub mod time;
 pub mod component;
 
 pub use batch::{BatchParser, FieldId, Output, Row};
+pub use declared::DeclaredFields;
 pub use describe::{Description, Field, OptionDoc, Options};
 pub use s3logd_rows::FieldType;
 

@@ -207,3 +207,46 @@ fn check_type(name: &str, ty: FieldType, value: &Owned) {
     };
     assert!(ok, "field {name} is declared {ty:?} but holds {value:?}");
 }
+
+/// One sample object listed in a parser crate's `samples/keys.tsv`.
+#[derive(Debug)]
+pub struct Sample {
+    pub file: String,
+    pub key: String,
+    pub first_line: String,
+    pub parsed: Parsed,
+}
+
+/// Parses every sample listed in `samples_dir/keys.tsv` (`file`, `key`,
+/// expected records, expected errors, tab-separated) with the key it is
+/// listed under, asserting the counts. `decompress` turns the stored bytes
+/// into text (the SDK carries no gzip; crates with `.gz` samples bring it).
+pub fn check_samples<P: Parser>(
+    samples_dir: &std::path::Path,
+    decompress: impl Fn(&str, Vec<u8>) -> String,
+) -> Vec<Sample> {
+    let listing = std::fs::read_to_string(samples_dir.join("keys.tsv")).expect("samples/keys.tsv");
+    let samples: Vec<Sample> = listing
+        .lines()
+        .filter(|line| !line.is_empty())
+        .map(|line| {
+            let columns: Vec<&str> = line.split('\t').collect();
+            let [file, key, records, errors] = columns[..] else {
+                panic!("keys.tsv line {line:?} is not file, key, records, errors");
+            };
+            let bytes = std::fs::read(samples_dir.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+            let text = decompress(file, bytes);
+            let parsed = parse::<P>(key, &[], &text).unwrap_or_else(|e| panic!("{file}: open failed: {e}"));
+            assert_eq!(parsed.records.len().to_string(), records, "{file}: records");
+            assert_eq!(parsed.errors.len().to_string(), errors, "{file}: errors {:?}", parsed.errors);
+            Sample {
+                file: file.to_string(),
+                key: key.to_string(),
+                first_line: text.lines().next().unwrap_or_default().to_string(),
+                parsed,
+            }
+        })
+        .collect();
+    assert!(!samples.is_empty(), "keys.tsv lists no samples");
+    samples
+}
