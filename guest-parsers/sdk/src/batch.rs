@@ -146,7 +146,10 @@ impl Output {
         }
     }
 
-    fn finish_row(&mut self) {
+    /// Ends the row being built, so that a later [`Output::error`] or a
+    /// failing return from `parse_line` cannot discard it: for lines that
+    /// hold many records, call it after each complete one.
+    pub fn finish_row(&mut self) {
         if let Some(row) = self.pending.take() {
             self.encoder.row(row.time, row.msg, &self.slots);
             if row.extras_used > 0 {

@@ -80,3 +80,55 @@ fn undocumented_options_are_refused() {
     assert_eq!(err, "unknown option `delimiter`: this parser accepts sep");
     assert!(parse::<Columns>("key", &[("sep", ",")], "a\n").is_ok());
 }
+
+/// Rows of a multi-record line: each finished, then a record that fails.
+struct Records;
+
+impl Parser for Records {
+    fn describe() -> Description {
+        Description::new("records", "0.0.0", "test parser").field(Field::new(
+            "n",
+            FieldType::Integer,
+            "",
+        ))
+    }
+
+    fn open(_key: &str, _options: &Options) -> Result<Self, String> {
+        Ok(Records)
+    }
+
+    fn parse_line(&mut self, line: &str, out: &mut Output) -> Result<(), String> {
+        for (n, record) in line.split(',').enumerate() {
+            match record {
+                "bad" => out.error("bad record"),
+                "stop" => return Err("cannot go on".into()),
+                _ => {
+                    out.row().int(0, n as i64);
+                    out.finish_row();
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn finished_rows_survive_later_errors_on_the_same_line() {
+    let parsed = parse::<Records>(
+        "key",
+        &[],
+        "ok,bad,ok
+ok,stop
+",
+    )
+    .unwrap();
+    let ns: Vec<i64> = parsed.records.iter().map(|r| r.int("n").unwrap()).collect();
+    assert_eq!(ns, [0, 2, 0]);
+    assert_eq!(
+        parsed.errors,
+        [
+            (0, "bad record".to_string()),
+            (1, "cannot go on".to_string())
+        ]
+    );
+}
