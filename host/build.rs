@@ -11,11 +11,20 @@ fn main() {
 
     let parsers = s3logd_guest_builder::bundled_parsers(&root);
     let packages: Vec<String> = parsers.iter().map(|(name, _)| name.clone()).collect();
-    let wasm = s3logd_guest_builder::build(&root, &packages, &s3logd_guest_builder::guest_target_dir(&root));
+    let wasm = s3logd_guest_builder::build(
+        &root,
+        &packages,
+        &s3logd_guest_builder::guest_target_dir(&root),
+    );
 
-    let mut code = String::from("/// Bundled parser components: (package, component bytes).\npub const BUNDLED: &[(&str, &[u8])] = &[\n");
+    let mut code = String::from(
+        "/// Bundled parser components: (package, component bytes).\npub const BUNDLED: &[(&str, &[u8])] = &[\n",
+    );
     for (package, path) in packages.iter().zip(&wasm) {
-        code.push_str(&format!("    ({package:?}, include_bytes!({:?})),\n", path.display().to_string()));
+        code.push_str(&format!(
+            "    ({package:?}, include_bytes!({:?})),\n",
+            path.display().to_string()
+        ));
     }
     code.push_str("];\n");
     let out = PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("bundled.rs");

@@ -8,7 +8,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "s3logd", version, about = "Moves AWS access logs from S3 into a log store")]
+#[command(
+    name = "s3logd",
+    version,
+    about = "Moves AWS access logs from S3 into a log store"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -10,7 +10,9 @@ use std::io::Read;
 use std::sync::Arc;
 
 use crate::decode::{BatchLimits, Chunk, Compression, LineBatcher, decompress};
-use crate::parse::{BatchOutcome, LoadedParser, ObjectSession, ParserFailure, Parsers, RecordVisitor};
+use crate::parse::{
+    BatchOutcome, LoadedParser, ObjectSession, ParserFailure, Parsers, RecordVisitor,
+};
 
 /// Which parser reads an object.
 pub enum ParserChoice {
@@ -42,7 +44,10 @@ pub enum ObjectError {
     Read(std::io::Error),
     /// No parser claims the object.
     NoParser { first_line: String },
-    Parser { parser: String, failure: ParserFailure },
+    Parser {
+        parser: String,
+        failure: ParserFailure,
+    },
 }
 
 impl fmt::Display for ObjectError {
@@ -50,7 +55,10 @@ impl fmt::Display for ObjectError {
         match self {
             ObjectError::Read(e) => write!(f, "reading the object failed: {e}"),
             ObjectError::NoParser { first_line } => {
-                write!(f, "no parser recognises the object (first line: {first_line:?})")
+                write!(
+                    f,
+                    "no parser recognises the object (first line: {first_line:?})"
+                )
             }
             ObjectError::Parser { parser, failure } => write!(f, "{parser}: {failure}"),
         }
@@ -110,10 +118,13 @@ pub fn parse_object(
                     },
                 };
                 summary.parser = parser.info.name.clone();
-                let opened = parser.open(object_key, options).map_err(|failure| ObjectError::Parser {
-                    parser: parser.info.name.clone(),
-                    failure,
-                });
+                let opened =
+                    parser
+                        .open(object_key, options)
+                        .map_err(|failure| ObjectError::Parser {
+                            parser: parser.info.name.clone(),
+                            failure,
+                        });
                 match opened {
                     Ok(opened) => session.insert(opened),
                     Err(e) => break Err(e),
@@ -140,7 +151,10 @@ pub fn parse_object(
                 summary.outcome.line_errors += 1;
                 visitor.line_error(
                     line,
-                    &format!("line of {len} bytes is longer than the limit of {} bytes", limits.max_line_bytes),
+                    &format!(
+                        "line of {len} bytes is longer than the limit of {} bytes",
+                        limits.max_line_bytes
+                    ),
                 );
             }
         }

@@ -79,11 +79,19 @@ pub fn build(workspace_root: &Path, packages: &[String], target_dir: &Path) -> V
     }
     // The outer build's flags are for the host; the guests take theirs from
     // .cargo/config.toml (+simd128).
-    for var in ["CARGO_ENCODED_RUSTFLAGS", "RUSTFLAGS", "CARGO_TARGET_DIR", "CARGO_BUILD_TARGET"] {
+    for var in [
+        "CARGO_ENCODED_RUSTFLAGS",
+        "RUSTFLAGS",
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_TARGET",
+    ] {
         cmd.env_remove(var);
     }
     let status = cmd.status().expect("cargo can be run from a build script");
-    assert!(status.success(), "building guest components {packages:?} failed");
+    assert!(
+        status.success(),
+        "building guest components {packages:?} failed"
+    );
     packages
         .iter()
         .map(|package| {
@@ -105,7 +113,10 @@ pub fn guest_target_dir(workspace_root: &Path) -> PathBuf {
 /// Tells cargo to rebuild when guest sources, the contract or the lock file change.
 pub fn rerun_if_guests_change(workspace_root: &Path) {
     for path in ["guest-parsers", "wit", "Cargo.lock", ".cargo/config.toml"] {
-        println!("cargo:rerun-if-changed={}", workspace_root.join(path).display());
+        println!(
+            "cargo:rerun-if-changed={}",
+            workspace_root.join(path).display()
+        );
     }
 }
 
@@ -113,7 +124,11 @@ fn ensure_target_installed() {
     let installed = Command::new("rustup")
         .args(["target", "list", "--installed"])
         .output()
-        .map(|out| String::from_utf8_lossy(&out.stdout).lines().any(|l| l.trim() == TARGET))
+        .map(|out| {
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .any(|l| l.trim() == TARGET)
+        })
         .unwrap_or(false);
     if installed {
         return;
@@ -135,9 +150,12 @@ mod tests {
 
     #[test]
     fn reads_the_bundled_marker_and_package_name() {
-        let manifest = "[package]\nname = \"s3logd-parser-x\"\n\n[package.metadata.s3logd]\nbundled = true\n";
+        let manifest =
+            "[package]\nname = \"s3logd-parser-x\"\n\n[package.metadata.s3logd]\nbundled = true\n";
         assert!(is_bundled(manifest));
         assert_eq!(package_name(manifest).as_deref(), Some("s3logd-parser-x"));
-        assert!(!is_bundled("[package]\nname = \"y\"\n[features]\nbundled = true\n"));
+        assert!(!is_bundled(
+            "[package]\nname = \"y\"\n[features]\nbundled = true\n"
+        ));
     }
 }

@@ -17,7 +17,11 @@ pub struct DecodeError {
 
 impl fmt::Display for DecodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid row encoding at byte {}: {}", self.at, self.reason)
+        write!(
+            f,
+            "invalid row encoding at byte {}: {}",
+            self.at, self.reason
+        )
     }
 }
 
@@ -26,10 +30,16 @@ impl std::error::Error for DecodeError {}
 /// One entry of a batch.
 #[derive(Debug, PartialEq)]
 pub enum Entry<'a> {
-    Field { ty: FieldType, name: &'a str },
+    Field {
+        ty: FieldType,
+        name: &'a str,
+    },
     /// A record; its values are in the `values` vector given to [`Decoder::next_entry`].
     Row(Row<'a>),
-    Error { line: u32, reason: &'a str },
+    Error {
+        line: u32,
+        reason: &'a str,
+    },
     End(Counters),
 }
 
@@ -106,7 +116,8 @@ impl<'a> Decoder<'a> {
         let r = &mut self.reader;
         let entry = match r.u8()? {
             tag::FIELD => {
-                let ty = FieldType::from_u8(r.u8()?).ok_or_else(|| r.error("unknown field type"))?;
+                let ty =
+                    FieldType::from_u8(r.u8()?).ok_or_else(|| r.error("unknown field type"))?;
                 let len = r.u16()? as usize;
                 let name = r.utf8(len)?;
                 Entry::Field { ty, name }
@@ -245,10 +256,12 @@ impl<'a> Reader<'a> {
             tag::FALSE => Value::Bool(false),
             tag::TIMESTAMP => Value::Timestamp(self.i64()?),
             tag::LIST => return Err(self.error("list nested in a list")),
-            _ => return Err(DecodeError {
-                at,
-                reason: "unknown value tag",
-            }),
+            _ => {
+                return Err(DecodeError {
+                    at,
+                    reason: "unknown value tag",
+                });
+            }
         })
     }
 }

@@ -51,7 +51,8 @@ impl Encoder {
         self.out.push(tag::FIELD);
         self.out.push(ty as u8);
         let name = truncate(name, u16::MAX as usize);
-        self.out.extend_from_slice(&(name.len() as u16).to_le_bytes());
+        self.out
+            .extend_from_slice(&(name.len() as u16).to_le_bytes());
         self.out.extend_from_slice(name.as_bytes());
     }
 
@@ -105,7 +106,8 @@ impl Encoder {
         self.out.push(tag::ERROR);
         self.out.extend_from_slice(&line.to_le_bytes());
         let reason = truncate(reason, u16::MAX as usize);
-        self.out.extend_from_slice(&(reason.len() as u16).to_le_bytes());
+        self.out
+            .extend_from_slice(&(reason.len() as u16).to_le_bytes());
         self.out.extend_from_slice(reason.as_bytes());
         self.scratch.clear();
     }

@@ -25,7 +25,10 @@ impl<P: Parser> wit::GuestSession for ComponentSession<P> {
     }
 }
 
-pub fn open<P: Parser>(object_key: &str, options: Vec<(String, String)>) -> Result<Session, String> {
+pub fn open<P: Parser>(
+    object_key: &str,
+    options: Vec<(String, String)>,
+) -> Result<Session, String> {
     let parser = BatchParser::<P>::open(object_key, options)?;
     Ok(Session::new(ComponentSession(RefCell::new(parser))))
 }

@@ -112,7 +112,11 @@ pub fn parse_batched<P: Parser>(
 }
 
 /// Parses `input` as one object in a single batch.
-pub fn parse<P: Parser>(object_key: &str, options: &[(&str, &str)], input: &str) -> Result<Parsed, String> {
+pub fn parse<P: Parser>(
+    object_key: &str,
+    options: &[(&str, &str)],
+    input: &str,
+) -> Result<Parsed, String> {
     parse_batched::<P>(object_key, options, input, usize::MAX)
 }
 
@@ -148,7 +152,10 @@ fn decode_into(parsed: &mut Parsed, encoded: &[u8], batch: &str, line_base: u64)
     let mut decoder = Decoder::new(encoded, batch).expect("bad batch header");
     let mut values = Vec::new();
     loop {
-        match decoder.next_entry(&mut values).expect("invalid row encoding") {
+        match decoder
+            .next_entry(&mut values)
+            .expect("invalid row encoding")
+        {
             Some(Entry::Field { ty, name }) => parsed.fields.push((name.to_string(), ty)),
             Some(Entry::Row(row)) => {
                 let mut fields = BTreeMap::new();
@@ -172,9 +179,9 @@ fn decode_into(parsed: &mut Parsed, encoded: &[u8], batch: &str, line_base: u64)
                     fields,
                 });
             }
-            Some(Entry::Error { line, reason }) => {
-                parsed.errors.push((line_base + u64::from(line), reason.to_string()))
-            }
+            Some(Entry::Error { line, reason }) => parsed
+                .errors
+                .push((line_base + u64::from(line), reason.to_string())),
             Some(Entry::End(counters)) => return counters,
             None => unreachable!("the decoder stops after the end entry"),
         }
@@ -201,8 +208,12 @@ fn check_type(name: &str, ty: FieldType, value: &Owned) {
         | (FieldType::Boolean, Owned::Bool(_))
         | (FieldType::Timestamp, Owned::Timestamp(_)) => true,
         (FieldType::Any, _) => true,
-        (FieldType::StringList, Owned::List(items)) => items.iter().all(|i| matches!(i, Owned::Str(_))),
-        (FieldType::IntegerList, Owned::List(items)) => items.iter().all(|i| matches!(i, Owned::Int(_))),
+        (FieldType::StringList, Owned::List(items)) => {
+            items.iter().all(|i| matches!(i, Owned::Str(_)))
+        }
+        (FieldType::IntegerList, Owned::List(items)) => {
+            items.iter().all(|i| matches!(i, Owned::Int(_)))
+        }
         _ => false,
     };
     assert!(ok, "field {name} is declared {ty:?} but holds {value:?}");
@@ -234,11 +245,18 @@ pub fn check_samples<P: Parser>(
             let [file, key, records, errors] = columns[..] else {
                 panic!("keys.tsv line {line:?} is not file, key, records, errors");
             };
-            let bytes = std::fs::read(samples_dir.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+            let bytes =
+                std::fs::read(samples_dir.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
             let text = decompress(file, bytes);
-            let parsed = parse::<P>(key, &[], &text).unwrap_or_else(|e| panic!("{file}: open failed: {e}"));
+            let parsed =
+                parse::<P>(key, &[], &text).unwrap_or_else(|e| panic!("{file}: open failed: {e}"));
             assert_eq!(parsed.records.len().to_string(), records, "{file}: records");
-            assert_eq!(parsed.errors.len().to_string(), errors, "{file}: errors {:?}", parsed.errors);
+            assert_eq!(
+                parsed.errors.len().to_string(),
+                errors,
+                "{file}: errors {:?}",
+                parsed.errors
+            );
             Sample {
                 file: file.to_string(),
                 key: key.to_string(),

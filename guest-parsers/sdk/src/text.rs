@@ -168,7 +168,8 @@ mod tests {
 
     #[test]
     fn quoted_fields_end_at_a_quote_before_a_space() {
-        let line = r#"a "GET /x?q="y"&z HTTP/1.1" "ua \x22 \"z" - [06/Feb/2019:00:00:38 +0000] end"#;
+        let line =
+            r#"a "GET /x?q="y"&z HTTP/1.1" "ua \x22 \"z" - [06/Feb/2019:00:00:38 +0000] end"#;
         let fields: Vec<&str> = Fields::new(line).collect();
         assert_eq!(
             fields,

@@ -16,7 +16,15 @@ pub fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
 }
 
 /// UTC nanoseconds of a civil date and time; `None` when a part is out of range.
-pub fn unix_nanos(year: i64, month: u32, day: u32, hour: u32, min: u32, sec: u32, nanos: u32) -> Option<i64> {
+pub fn unix_nanos(
+    year: i64,
+    month: u32,
+    day: u32,
+    hour: u32,
+    min: u32,
+    sec: u32,
+    nanos: u32,
+) -> Option<i64> {
     let valid = (1..=12).contains(&month)
         && (1..=days_in_month(year, month)).contains(&day)
         && hour < 24
@@ -30,7 +38,8 @@ pub fn unix_nanos(year: i64, month: u32, day: u32, hour: u32, min: u32, sec: u32
         + i64::from(hour) * 3600
         + i64::from(min) * 60
         + i64::from(sec);
-    secs.checked_mul(NANOS_PER_SEC)?.checked_add(i64::from(nanos))
+    secs.checked_mul(NANOS_PER_SEC)?
+        .checked_add(i64::from(nanos))
 }
 
 fn days_in_month(year: i64, month: u32) -> u32 {
@@ -54,7 +63,13 @@ fn digits(s: &[u8], at: usize, n: usize) -> Option<u32> {
 /// when it leaves the zone out (NLB, CloudFront).
 pub fn parse_iso8601(s: &str) -> Option<i64> {
     let b = s.as_bytes();
-    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b' ') || b[13] != b':' || b[16] != b':' {
+    if b.len() < 19
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
         return None;
     }
     let (year, month, day) = (digits(b, 0, 4)?, digits(b, 5, 2)?, digits(b, 8, 2)?);
@@ -99,14 +114,21 @@ pub fn parse_iso8601(s: &str) -> Option<i64> {
 /// Parses a decimal number of seconds (`1418530010`, `0.000073`) into nanoseconds.
 pub fn parse_seconds(s: &str) -> Option<i64> {
     let (whole, frac) = s.split_once('.').unwrap_or((s, ""));
-    if whole.is_empty() || !whole.bytes().all(|b| b.is_ascii_digit()) || !frac.bytes().all(|b| b.is_ascii_digit()) {
+    if whole.is_empty()
+        || !whole.bytes().all(|b| b.is_ascii_digit())
+        || !frac.bytes().all(|b| b.is_ascii_digit())
+    {
         return None;
     }
     let mut nanos = 0i64;
     for (i, b) in frac.bytes().take(9).enumerate() {
         nanos += i64::from(b - b'0') * 10i64.pow(8 - i as u32);
     }
-    whole.parse::<i64>().ok()?.checked_mul(NANOS_PER_SEC)?.checked_add(nanos)
+    whole
+        .parse::<i64>()
+        .ok()?
+        .checked_mul(NANOS_PER_SEC)?
+        .checked_add(nanos)
 }
 
 #[cfg(test)]
@@ -121,12 +143,18 @@ mod tests {
             Some(1_530_570_180_186_641_000)
         );
         // NLB: no fraction, no zone, UTC.
-        assert_eq!(parse_iso8601("2018-12-20T02:59:40"), Some(1_545_274_780_000_000_000));
+        assert_eq!(
+            parse_iso8601("2018-12-20T02:59:40"),
+            Some(1_545_274_780_000_000_000)
+        );
         assert_eq!(
             parse_iso8601("2023-06-20 15:32:10.123456789+02:00"),
             parse_iso8601("2023-06-20T13:32:10.123456789Z")
         );
-        assert_eq!(parse_iso8601("2024-02-29T00:00:00Z"), Some(1_709_164_800 * NANOS_PER_SEC));
+        assert_eq!(
+            parse_iso8601("2024-02-29T00:00:00Z"),
+            Some(1_709_164_800 * NANOS_PER_SEC)
+        );
         assert_eq!(parse_iso8601("2023-02-29T00:00:00Z"), None);
         assert_eq!(parse_iso8601("2018-07-02T22:23:00."), None);
         assert_eq!(parse_iso8601("2018-07-02T22:23:00Zjunk"), None);
@@ -135,7 +163,10 @@ mod tests {
 
     #[test]
     fn seconds_with_fractions() {
-        assert_eq!(parse_seconds("1418530010"), Some(1_418_530_010 * NANOS_PER_SEC));
+        assert_eq!(
+            parse_seconds("1418530010"),
+            Some(1_418_530_010 * NANOS_PER_SEC)
+        );
         assert_eq!(parse_seconds("0.000073"), Some(73_000));
         assert_eq!(parse_seconds("-1"), None);
         assert_eq!(parse_seconds("1.2.3"), None);

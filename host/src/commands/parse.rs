@@ -59,7 +59,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
         ParserChoice::Auto
     } else {
         let parser = parsers.get(&args.format).with_context(|| {
-            format!("no parser named {:?}; available: {}", args.format, parsers.names().join(", "))
+            format!(
+                "no parser named {:?}; available: {}",
+                args.format,
+                parsers.names().join(", ")
+            )
         })?;
         ParserChoice::Named(parser.clone(), options)
     };
@@ -67,7 +71,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
         max_line_bytes: args.max_line_bytes,
         ..BatchLimits::default()
     };
-    let files = if args.files.is_empty() { vec![PathBuf::from("-")] } else { args.files.clone() };
+    let files = if args.files.is_empty() {
+        vec![PathBuf::from("-")]
+    } else {
+        args.files.clone()
+    };
 
     let stdout = io::stdout().lock();
     let mut totals = Totals::default();
@@ -90,7 +98,15 @@ pub fn run(args: Args) -> Result<ExitCode> {
         let key = args.key.clone().unwrap_or_else(|| name.clone());
         output.start(&name);
         let mut summary = ObjectSummary::default();
-        let result = parse_object(&parsers, &choice, &key, reader, limits, &mut output, &mut summary);
+        let result = parse_object(
+            &parsers,
+            &choice,
+            &key,
+            reader,
+            limits,
+            &mut output,
+            &mut summary,
+        );
         output.flush()?;
         let failed = match result {
             Ok(()) => false,
@@ -103,13 +119,22 @@ pub fn run(args: Args) -> Result<ExitCode> {
         eprintln!(
             "{name}: {} ({}, {}): {} lines, {} records, {} line errors, {} skipped{}{}",
             if failed { "FAILED" } else { "ok" },
-            if summary.parser.is_empty() { "no parser" } else { &summary.parser },
-            summary.compression.map_or("-".to_string(), |c| c.to_string()),
+            if summary.parser.is_empty() {
+                "no parser"
+            } else {
+                &summary.parser
+            },
+            summary
+                .compression
+                .map_or("-".to_string(), |c| c.to_string()),
             summary.outcome.lines,
             summary.outcome.records,
             summary.outcome.line_errors,
             summary.outcome.skipped_lines,
-            plural_note(summary.outcome.rows_with_extra, "with unexpected extra fields"),
+            plural_note(
+                summary.outcome.rows_with_extra,
+                "with unexpected extra fields"
+            ),
             plural_note(summary.invalid_utf8_lines, "repaired from invalid UTF-8"),
         );
     }
@@ -123,15 +148,21 @@ pub fn run(args: Args) -> Result<ExitCode> {
         );
     }
     let any_error = totals.failed_files > 0 || totals.line_errors > 0;
-    Ok(if (args.strict && any_error) || (totals.records == 0 && any_error) {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(
+        if (args.strict && any_error) || (totals.records == 0 && any_error) {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        },
+    )
 }
 
 fn plural_note(n: u64, what: &str) -> String {
-    if n == 0 { String::new() } else { format!(", {n} {what}") }
+    if n == 0 {
+        String::new()
+    } else {
+        format!(", {n} {what}")
+    }
 }
 
 #[derive(Default)]
@@ -193,7 +224,10 @@ impl<W: Write> RecordVisitor for Output<W> {
         if self.errors <= self.max_errors_shown {
             eprintln!("{}:{line}: {reason}", self.name);
         } else if self.errors == self.max_errors_shown + 1 {
-            eprintln!("{}: more line errors not shown (--max-errors-shown)", self.name);
+            eprintln!(
+                "{}: more line errors not shown (--max-errors-shown)",
+                self.name
+            );
         }
     }
 }

@@ -28,12 +28,26 @@ pub fn run(custom: &[PathBuf]) -> Result<ExitCode> {
             let _ = writeln!(out, "  _time from: {}", info.time_source);
         }
         for option in &info.options {
-            let default = option.default_value.as_deref().map(|d| format!(" (default {d})")).unwrap_or_default();
-            let _ = writeln!(out, "  option {}{default}: {}", option.name, option.description);
+            let default = option
+                .default_value
+                .as_deref()
+                .map(|d| format!(" (default {d})"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "  option {}{default}: {}",
+                option.name, option.description
+            );
         }
         let _ = writeln!(out, "  fields:");
         for field in &info.fields {
-            let _ = writeln!(out, "    {:<28} {:<12} {}", field.name, field.ty.name(), field.description);
+            let _ = writeln!(
+                out,
+                "    {:<28} {:<12} {}",
+                field.name,
+                field.ty.name(),
+                field.description
+            );
         }
     }
     print!("{out}");

@@ -41,7 +41,12 @@ pub fn decompress<'a>(mut reader: impl Read + 'a) -> io::Result<(Compression, Bo
         }
     }
     let head = &head[..got];
-    let unsupported = |what: &str| io::Error::new(io::ErrorKind::InvalidData, format!("{what} objects are not supported"));
+    let unsupported = |what: &str| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{what} objects are not supported"),
+        )
+    };
     if head.starts_with(&PARQUET_MAGIC) {
         return Err(unsupported("Parquet"));
     }
@@ -94,8 +99,14 @@ mod tests {
 
     #[test]
     fn gzip_plain_and_multi_member_are_told_apart_by_magic() {
-        assert_eq!(read_all(b"plain line\n").unwrap(), (Compression::Plain, b"plain line\n".to_vec()));
-        assert_eq!(read_all(&gzip(b"zipped\n")).unwrap(), (Compression::Gzip, b"zipped\n".to_vec()));
+        assert_eq!(
+            read_all(b"plain line\n").unwrap(),
+            (Compression::Plain, b"plain line\n".to_vec())
+        );
+        assert_eq!(
+            read_all(&gzip(b"zipped\n")).unwrap(),
+            (Compression::Gzip, b"zipped\n".to_vec())
+        );
         let mut members = gzip(b"first\n");
         members.extend(gzip(b"second\n"));
         assert_eq!(read_all(&members).unwrap().1, b"first\nsecond\n");

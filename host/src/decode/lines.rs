@@ -175,7 +175,13 @@ mod tests {
     use super::*;
 
     fn chunks(input: &[u8], batch_bytes: usize, max_line_bytes: usize) -> (Vec<String>, u64) {
-        let mut batcher = LineBatcher::new(input, BatchLimits { batch_bytes, max_line_bytes });
+        let mut batcher = LineBatcher::new(
+            input,
+            BatchLimits {
+                batch_bytes,
+                max_line_bytes,
+            },
+        );
         let mut out = Vec::new();
         while let Some(chunk) = batcher.next_chunk().unwrap() {
             out.push(match chunk {
@@ -216,7 +222,15 @@ mod tests {
         let huge = "y".repeat(10_000);
         let input = format!("before\n{huge}\nafter\n{huge}");
         let (batches, _) = chunks(input.as_bytes(), 64, 1000);
-        assert_eq!(batches, ["before\n", "<too long: 10000>", "after\n", "<too long: 10000>"]);
+        assert_eq!(
+            batches,
+            [
+                "before\n",
+                "<too long: 10000>",
+                "after\n",
+                "<too long: 10000>"
+            ]
+        );
     }
 
     #[test]

@@ -21,11 +21,19 @@ pub(super) fn default_dir() -> Option<PathBuf> {
 /// Compiles `wasm`, or loads what an earlier run compiled from the same
 /// bytes with a compatible engine. The cache is an optimisation only: any
 /// failure to read or write it falls back to compiling.
-pub(super) fn compile(engine: &Engine, wasm: &[u8], cache_dir: Option<&Path>) -> wasmtime::Result<Component> {
+pub(super) fn compile(
+    engine: &Engine,
+    wasm: &[u8],
+    cache_dir: Option<&Path>,
+) -> wasmtime::Result<Component> {
     let Some(dir) = cache_dir else {
         return Component::new(engine, wasm);
     };
-    let path = dir.join(format!("{:016x}-{}.cwasm", cache_key(engine, wasm), wasm.len()));
+    let path = dir.join(format!(
+        "{:016x}-{}.cwasm",
+        cache_key(engine, wasm),
+        wasm.len()
+    ));
     if path.is_file() {
         // SAFETY: the file was written by `Component::serialize` below for
         // these exact bytes and this engine configuration (both are in the

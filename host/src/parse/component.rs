@@ -88,13 +88,17 @@ pub(super) fn load(runtime: &Runtime, wasm: &[u8], origin: &Origin) -> Result<Lo
     let pre = ParserComponentPre::new(pre)
         .map_err(anyhow::Error::from)
         .with_context(|| format!("{origin} does not match the {CONTRACT} contract"))?;
-    let info = describe(runtime, &pre).with_context(|| format!("{origin} failed to describe itself"))?;
+    let info =
+        describe(runtime, &pre).with_context(|| format!("{origin} failed to describe itself"))?;
     Ok(Loaded { pre, info })
 }
 
 fn check_contract<'a>(exports: impl Iterator<Item = &'a str>, origin: &Origin) -> Result<()> {
     let exports: Vec<&str> = exports.collect();
-    match exports.iter().find_map(|name| name.strip_prefix(EXPORT_PREFIX)) {
+    match exports
+        .iter()
+        .find_map(|name| name.strip_prefix(EXPORT_PREFIX))
+    {
         Some(version) if version.starts_with(COMPATIBLE) => Ok(()),
         Some(version) => bail!(
             "{origin} implements the parser contract s3logd:parser@{version}, but this s3logd \
@@ -103,21 +107,33 @@ fn check_contract<'a>(exports: impl Iterator<Item = &'a str>, origin: &Origin) -
         ),
         None => bail!(
             "{origin} is not an s3logd parser: it exports no {EXPORT_PREFIX}… interface (exports: {})",
-            if exports.is_empty() { "none".to_string() } else { exports.join(", ") }
+            if exports.is_empty() {
+                "none".to_string()
+            } else {
+                exports.join(", ")
+            }
         ),
     }
 }
 
 fn check_imports<'a>(imports: impl Iterator<Item = &'a str>, origin: &Origin) -> Result<()> {
     let refused: Vec<&str> = imports
-        .filter(|name| !ALLOWED_IMPORTS.iter().any(|allowed| name.starts_with(allowed)))
+        .filter(|name| {
+            !ALLOWED_IMPORTS
+                .iter()
+                .any(|allowed| name.starts_with(allowed))
+        })
         .collect();
     if !refused.is_empty() {
         bail!(
             "{origin} imports {}, which s3logd does not grant to parsers \
              (a parser may use only {}, all inert: no files, network, environment, clock or randomness)",
             refused.join(", "),
-            ALLOWED_IMPORTS.iter().map(|p| format!("{p}*")).collect::<Vec<_>>().join(", ")
+            ALLOWED_IMPORTS
+                .iter()
+                .map(|p| format!("{p}*"))
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     }
     Ok(())
@@ -158,8 +174,16 @@ fn describe(runtime: &Runtime, pre: &ParserComponentPre<SandboxState>) -> Result
             .collect(),
         time_source: info.time_source,
     };
-    if info.name.is_empty() || !info.name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
-        bail!("parser name {:?} must be non-empty ASCII letters, digits, '-' or '_'", info.name);
+    if info.name.is_empty()
+        || !info
+            .name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        bail!(
+            "parser name {:?} must be non-empty ASCII letters, digits, '-' or '_'",
+            info.name
+        );
     }
     Ok(info)
 }

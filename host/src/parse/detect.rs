@@ -49,9 +49,17 @@ impl Patterns {
 ///    (the longest pattern; ties go to the earlier parser);
 /// 3. else the first key match even unconfirmed (an object may start with a
 ///    control line, like ELB's `Enable AccessLog` test object).
-pub(super) fn choose<'p, P>(candidates: &'p [P], patterns: impl Fn(&P) -> &Patterns, key: &str, first_line: &str) -> Option<&'p P> {
+pub(super) fn choose<'p, P>(
+    candidates: &'p [P],
+    patterns: impl Fn(&P) -> &Patterns,
+    key: &str,
+    first_line: &str,
+) -> Option<&'p P> {
     let line = truncate(first_line, FIRST_LINE_BYTES);
-    let by_key: Vec<&P> = candidates.iter().filter(|p| patterns(p).matches_key(key)).collect();
+    let by_key: Vec<&P> = candidates
+        .iter()
+        .filter(|p| patterns(p).matches_key(key))
+        .collect();
     if let Some(confirmed) = by_key.iter().find(|p| {
         let patterns = patterns(p);
         patterns.first_line.is_empty() || patterns.first_line_match(line).is_some()
@@ -89,7 +97,11 @@ mod tests {
         (name, Patterns::compile(&own(keys), &own(lines)).unwrap())
     }
 
-    fn pick<'a>(set: &'a [(&'static str, Patterns)], key: &str, line: &str) -> Option<&'static str> {
+    fn pick<'a>(
+        set: &'a [(&'static str, Patterns)],
+        key: &str,
+        line: &str,
+    ) -> Option<&'static str> {
         choose(set, |p| &p.1, key, line).map(|p| p.0)
     }
 
@@ -103,12 +115,21 @@ mod tests {
         ];
         assert_eq!(pick(&set, "x_app.lb.log.gz", "h2 2018-…"), Some("alb"));
         // The key says ALB but the content is CloudTrail.
-        assert_eq!(pick(&set, "x_app.lb.log.gz", r#"{"Records":[]}"#), Some("cloudtrail"));
+        assert_eq!(
+            pick(&set, "x_app.lb.log.gz", r#"{"Records":[]}"#),
+            Some("cloudtrail")
+        );
         // No key match: the most specific first-line pattern wins.
-        assert_eq!(pick(&set, "data/file", r#"{"Records":[]}"#), Some("cloudtrail"));
+        assert_eq!(
+            pick(&set, "data/file", r#"{"Records":[]}"#),
+            Some("cloudtrail")
+        );
         assert_eq!(pick(&set, "data/file", r#"{"a":1}"#), Some("ndjson"));
         // An ELB test object: the key decides.
-        assert_eq!(pick(&set, "x_app.lb.log.gz", "Enable AccessLog for ELB"), Some("alb"));
+        assert_eq!(
+            pick(&set, "x_app.lb.log.gz", "Enable AccessLog for ELB"),
+            Some("alb")
+        );
         assert_eq!(pick(&set, "data/file", "plain text"), None);
     }
 

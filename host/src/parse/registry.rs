@@ -28,8 +28,18 @@ pub struct LoadedParser {
 
 impl LoadedParser {
     /// Starts parsing one object in a fresh, sandboxed instance.
-    pub fn open(&self, object_key: &str, options: &[(String, String)]) -> Result<ObjectSession, ParserFailure> {
-        ObjectSession::open(&self.runtime, &self.pre, &self.info.fields, object_key, options)
+    pub fn open(
+        &self,
+        object_key: &str,
+        options: &[(String, String)],
+    ) -> Result<ObjectSession, ParserFailure> {
+        ObjectSession::open(
+            &self.runtime,
+            &self.pre,
+            &self.info.fields,
+            object_key,
+            options,
+        )
     }
 }
 
@@ -46,7 +56,8 @@ impl Parsers {
     pub fn load(runtime: Arc<Runtime>, custom: &[PathBuf]) -> Result<Parsers> {
         let mut parsers: Vec<Arc<LoadedParser>> = Vec::new();
         for path in custom_files(custom)? {
-            let wasm = std::fs::read(&path).with_context(|| format!("reading parser {}", path.display()))?;
+            let wasm = std::fs::read(&path)
+                .with_context(|| format!("reading parser {}", path.display()))?;
             let parser = load_one(&runtime, &wasm, Origin::File(path))?;
             if let Some(other) = parsers.iter().find(|p| p.info.name == parser.info.name) {
                 bail!(
@@ -90,7 +101,9 @@ impl Parsers {
 fn load_one(runtime: &Arc<Runtime>, wasm: &[u8], origin: Origin) -> Result<LoadedParser> {
     let loaded = load(runtime, wasm, &origin)?;
     let patterns = Patterns::compile(&loaded.info.key_patterns, &loaded.info.first_line_patterns)
-        .map_err(|e| anyhow::anyhow!("{origin}: parser {:?} declares an {e}", loaded.info.name))?;
+        .map_err(|e| {
+        anyhow::anyhow!("{origin}: parser {:?} declares an {e}", loaded.info.name)
+    })?;
     Ok(LoadedParser {
         info: loaded.info,
         origin,

@@ -14,14 +14,17 @@ use std::time::Duration;
 use wasmtime::component::ResourceTable;
 use wasmtime::{ResourceLimiter, Store};
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
-use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi::{
+    HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView,
+};
 
 use super::runtime::Runtime;
 
 /// WASI interfaces a parser may import. Rust's std pulls these in even
 /// when unused; here they are backed by inert stand-ins. Anything else
 /// (filesystem, sockets, HTTP, custom host functions) is refused at load.
-pub(super) const ALLOWED_IMPORTS: &[&str] = &["wasi:cli/", "wasi:io/", "wasi:clocks/", "wasi:random/"];
+pub(super) const ALLOWED_IMPORTS: &[&str] =
+    &["wasi:cli/", "wasi:io/", "wasi:clocks/", "wasi:random/"];
 
 /// How much of a parser's stderr is kept for error messages.
 const STDERR_KEPT: usize = 4096;
@@ -87,7 +90,12 @@ struct MemoryCap {
 }
 
 impl ResourceLimiter for MemoryCap {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         if desired > self.limit {
             self.exceeded = true;
             return Err(wasmtime::format_err!(
@@ -98,7 +106,12 @@ impl ResourceLimiter for MemoryCap {
         Ok(true)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         Ok(desired <= 100_000)
     }
 }
@@ -131,7 +144,9 @@ pub(super) struct StderrTail(Arc<Mutex<Vec<u8>>>);
 
 impl StderrTail {
     pub(super) fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).trim().to_string()
+        String::from_utf8_lossy(&self.0.lock().unwrap())
+            .trim()
+            .to_string()
     }
 }
 
@@ -148,7 +163,11 @@ impl StdoutStream for StderrTail {
 }
 
 impl tokio::io::AsyncWrite for StderrTail {
-    fn poll_write(self: Pin<&mut Self>, _cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
         let mut kept = self.0.lock().unwrap();
         let room = STDERR_KEPT.saturating_sub(kept.len());
         kept.extend_from_slice(&buf[..buf.len().min(room)]);

@@ -34,8 +34,13 @@ impl fmt::Display for ParserFailure {
         match self {
             ParserFailure::Refused(reason) => write!(f, "parser refused the object: {reason}"),
             ParserFailure::Trap(reason) => write!(f, "parser trapped: {reason}"),
-            ParserFailure::Timeout(after) => write!(f, "parser exceeded its time limit of {after:?} for one batch"),
-            ParserFailure::OutOfMemory { limit_mib } => write!(f, "parser exceeded its memory limit of {limit_mib} MiB"),
+            ParserFailure::Timeout(after) => write!(
+                f,
+                "parser exceeded its time limit of {after:?} for one batch"
+            ),
+            ParserFailure::OutOfMemory { limit_mib } => {
+                write!(f, "parser exceeded its memory limit of {limit_mib} MiB")
+            }
             ParserFailure::BadOutput(reason) => write!(f, "parser returned invalid rows: {reason}"),
         }
     }
@@ -149,16 +154,20 @@ impl ObjectSession {
 
     /// Parses a batch of whole lines, handing every record and line error
     /// to `visitor` in order. After a failure the session is spent.
-    pub fn parse(&mut self, batch: &str, visitor: &mut impl RecordVisitor) -> Result<BatchOutcome, ParserFailure> {
+    pub fn parse(
+        &mut self,
+        batch: &str,
+        visitor: &mut impl RecordVisitor,
+    ) -> Result<BatchOutcome, ParserFailure> {
         if let Some(failure) = &self.failed {
             return Err(failure.clone());
         }
         self.store.set_epoch_deadline(self.deadline_ticks);
-        let encoded = self
-            .instance
-            .s3logd_parser_parser()
-            .session()
-            .call_parse(&mut self.store, self.session, batch);
+        let encoded = self.instance.s3logd_parser_parser().session().call_parse(
+            &mut self.store,
+            self.session,
+            batch,
+        );
         let result = match encoded {
             Ok(encoded) => self
                 .decode(&encoded, batch, visitor)
@@ -187,7 +196,12 @@ impl ObjectSession {
         &self.fields
     }
 
-    fn decode(&mut self, encoded: &[u8], batch: &str, visitor: &mut impl RecordVisitor) -> Result<BatchOutcome, DecodeError> {
+    fn decode(
+        &mut self,
+        encoded: &[u8],
+        batch: &str,
+        visitor: &mut impl RecordVisitor,
+    ) -> Result<BatchOutcome, DecodeError> {
         let mut decoder = Decoder::new(encoded, batch)?;
         let mut values = Vec::with_capacity(self.fields.len());
         let mut outcome = BatchOutcome::default();
@@ -234,7 +248,11 @@ impl ObjectSession {
     }
 }
 
-fn classify(store: &Store<SandboxState>, error: wasmtime::Error, call_timeout: Duration) -> ParserFailure {
+fn classify(
+    store: &Store<SandboxState>,
+    error: wasmtime::Error,
+    call_timeout: Duration,
+) -> ParserFailure {
     let state = store.data();
     if state.memory_exceeded() {
         return ParserFailure::OutOfMemory {

@@ -96,7 +96,9 @@ fn write_value(out: &mut Vec<u8>, value: &Value<'_>) {
         Value::Absent => out.extend_from_slice(b"null"),
         Value::Str(s) => write_str(out, s),
         Value::Int(v) => out.extend_from_slice(itoa::Buffer::new().format(*v).as_bytes()),
-        Value::Float(v) if v.is_finite() => out.extend_from_slice(ryu::Buffer::new().format_finite(*v).as_bytes()),
+        Value::Float(v) if v.is_finite() => {
+            out.extend_from_slice(ryu::Buffer::new().format_finite(*v).as_bytes())
+        }
         Value::Float(_) => out.extend_from_slice(b"null"),
         Value::Bool(v) => out.extend_from_slice(if *v { b"true" } else { b"false" }),
         Value::Timestamp(nanos) => {
@@ -149,7 +151,14 @@ pub fn write_str(out: &mut Vec<u8>, s: &str) {
             b'\t' => out.extend_from_slice(b"\\t"),
             _ => {
                 const HEX: &[u8; 16] = b"0123456789abcdef";
-                out.extend_from_slice(&[b'\\', b'u', b'0', b'0', HEX[(b >> 4) as usize], HEX[(b & 15) as usize]]);
+                out.extend_from_slice(&[
+                    b'\\',
+                    b'u',
+                    b'0',
+                    b'0',
+                    HEX[(b >> 4) as usize],
+                    HEX[(b & 15) as usize],
+                ]);
             }
         }
         run_start = i + 1;

@@ -32,7 +32,9 @@ impl Parser for Columns {
         let mut row = out.row();
         row.str(0, parts.next().unwrap());
         if let Some(second) = parts.next() {
-            let n = second.parse().map_err(|_| format!("second column {second:?} is not a number"))?;
+            let n = second
+                .parse()
+                .map_err(|_| format!("second column {second:?} is not a number"))?;
             row.int(1, n);
         }
         for extra in parts {
@@ -49,9 +51,19 @@ fn rows_errors_and_skips_are_counted_per_line() {
     assert_eq!(parsed.counters.lines, 7);
     assert_eq!(parsed.counters.skipped, 2, "the header and the blank line");
     assert_eq!(parsed.counters.rows_with_extra, 1);
-    assert_eq!(parsed.errors, [(2, "second column \"x\" is not a number".to_string()), (5, "element 2 is broken".to_string())]);
+    assert_eq!(
+        parsed.errors,
+        [
+            (2, "second column \"x\" is not a number".to_string()),
+            (5, "element 2 is broken".to_string())
+        ]
+    );
 
-    let firsts: Vec<&str> = parsed.records.iter().map(|r| r.str("first").unwrap()).collect();
+    let firsts: Vec<&str> = parsed
+        .records
+        .iter()
+        .map(|r| r.str("first").unwrap())
+        .collect();
     assert_eq!(firsts, ["a", "c", "one", "three", "last"]);
     let c = &parsed.records[1];
     assert_eq!(c.msg.as_deref(), Some("c 3 e1 e2"), "CR stripped");
@@ -60,7 +72,11 @@ fn rows_errors_and_skips_are_counted_per_line() {
     assert_eq!(parsed.records[2].time, Some(1));
     assert_eq!(parsed.records[2].msg.as_deref(), Some("multi"));
     assert_eq!(parsed.records[3].msg.as_deref(), Some("custom msg"));
-    assert_eq!(parsed.records[4].int("second"), Some(9), "last line without newline");
+    assert_eq!(
+        parsed.records[4].int("second"),
+        Some(9),
+        "last line without newline"
+    );
 }
 
 #[test]
@@ -70,7 +86,10 @@ fn extra_fields_are_declared_once_per_session_across_batches() {
     let names: Vec<&str> = parsed.fields.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(names, ["first", "second", "extra_1", "extra_2"]);
     assert_eq!(parsed.records[2].str("extra_1"), Some("w"));
-    assert_eq!(parsed.records[1].fields.get("extra_2"), Some(&Owned::Str("z".into())));
+    assert_eq!(
+        parsed.records[1].fields.get("extra_2"),
+        Some(&Owned::Str("z".into()))
+    );
     assert_eq!(parsed.counters.rows_with_extra, 3);
 }
 
