@@ -80,7 +80,7 @@ impl MotoServer {
     /// Starts `moto_server` on a free port and waits until it answers.
     ///
     /// The executable is `$S3LOGD_MOTO_SERVER` if set, else
-    /// `<workspace>/.venv/bin/moto_server`. Panics when it is missing or does
+    /// `<workspace>/.venv/bin/moto_server`, installed there on first use. Panics when it is missing or does
     /// not come up: integration tests must fail, never skip.
     pub fn start() -> MotoServer {
         let program = moto_server_path();
@@ -387,14 +387,51 @@ fn moto_server_path() -> PathBuf {
         .nth(2)
         .expect("tests/support sits two levels below the workspace root");
     let path = workspace.join(".venv/bin/moto_server");
+    if !path.is_file() {
+        install_moto(workspace);
+    }
     assert!(
         path.is_file(),
         "moto_server not found at {}.\nInstall it once from the workspace root:\n    \
-         python3 -m venv .venv && .venv/bin/pip install 'moto[server]'\n\
+         python3 -m venv .venv && .venv/bin/pip install -r tests/requirements.txt\n\
          (or `just setup`), or point {MOTO_SERVER_ENV} at a moto_server executable.",
         path.display()
     );
     path
+}
+
+/// Installs moto into `<workspace>/.venv` on first use, so a fresh checkout
+/// runs its tests with nothing installed by hand. Test processes running in
+/// parallel wait for one another on a lock file.
+fn install_moto(workspace: &Path) {
+    let lock = std::fs::File::create(workspace.join("target/.moto-install.lock"))
+        .or_else(|_| {
+            std::fs::create_dir_all(workspace.join("target"))?;
+            std::fs::File::create(workspace.join("target/.moto-install.lock"))
+        })
+        .expect("cannot create the moto install lock file");
+    lock.lock().expect("cannot take the moto install lock");
+    if workspace.join(".venv/bin/moto_server").is_file() {
+        return;
+    }
+    let venv = workspace.join(".venv");
+    let run = |program: &Path, args: &[&str]| {
+        let status = std::process::Command::new(program)
+            .args(args)
+            .current_dir(workspace)
+            .status();
+        assert!(
+            matches!(status, Ok(s) if s.success()),
+            "installing moto failed: {} {args:?} ({status:?})",
+            program.display()
+        );
+    };
+    eprintln!("installing moto_server into {} (first use)", venv.display());
+    run(Path::new("python3"), &["-m", "venv", ".venv"]);
+    run(
+        &venv.join("bin/pip"),
+        &["install", "--quiet", "-r", "tests/requirements.txt"],
+    );
 }
 
 fn free_port() -> u16 {

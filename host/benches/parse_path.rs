@@ -1,0 +1,237 @@
+//! Single-thread throughput of the parse path over generated ALB lines:
+//! the native ALB parser, the same parser through its component, and
+//! gunzip → line batches → component → VictoriaLogs JSON; then one row per
+//! bundled format through its component, over its samples repeated.
+//!
+//! `cargo bench -p s3logd --bench parse_path` (env `BENCH_LINES`, default
+//! 300000). Prints a Markdown table; each figure is the median of 3 runs.
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use s3logd::decode::{BatchLimits, decompress};
+use s3logd::parse::{Limits, Parsers, Record, RecordVisitor, Runtime};
+use s3logd::pipeline::{ObjectSummary, ParserChoice, parse_object};
+use s3logd::sink::json::JsonLineWriter;
+use s3logd_parser_sdk::BatchParser;
+
+const BATCH: usize = 256 << 10;
+
+struct Row {
+    name: String,
+    lines: u64,
+    bytes: u64,
+    time: Duration,
+}
+
+impl Row {
+    fn print(&self) {
+        let secs = self.time.as_secs_f64();
+        println!(
+            "| {} | {:.0}k | {:.0} | {:.0} |",
+            self.name,
+            self.lines as f64 / secs / 1e3,
+            self.bytes as f64 / secs / 1e6,
+            secs * 1e9 / self.lines as f64
+        );
+    }
+}
+
+fn median_of_3(mut run: impl FnMut() -> u64) -> (Duration, u64) {
+    let mut times = Vec::new();
+    let mut produced = 0;
+    for _ in 0..3 {
+        let start = Instant::now();
+        produced = std::hint::black_box(run());
+        times.push(start.elapsed());
+    }
+    times.sort();
+    (times[1], produced)
+}
+
+/// Batches of whole lines, as the host cuts them.
+fn batches(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while !rest.is_empty() {
+        let mut end = rest.len().min(BATCH);
+        if end < rest.len() {
+            end = rest[..end].rfind('\n').map_or(rest.len(), |i| i + 1);
+        }
+        out.push(&rest[..end]);
+        rest = &rest[end..];
+    }
+    out
+}
+
+struct Count(u64);
+
+impl RecordVisitor for Count {
+    fn record(&mut self, _record: &Record<'_>) {
+        self.0 += 1;
+    }
+    fn line_error(&mut self, line: u64, reason: &str) {
+        panic!("line {line}: {reason}");
+    }
+}
+
+/// Writes the VictoriaLogs body of every batch, as the sink would.
+struct Json {
+    writer: JsonLineWriter,
+    body: Vec<u8>,
+    records: u64,
+    bytes: u64,
+}
+
+impl RecordVisitor for Json {
+    fn record(&mut self, record: &Record<'_>) {
+        self.writer.write(record, &mut self.body);
+        self.records += 1;
+        if self.body.len() > 1 << 20 {
+            self.bytes += self.body.len() as u64;
+            self.body.clear();
+        }
+    }
+    fn line_error(&mut self, line: u64, reason: &str) {
+        panic!("line {line}: {reason}");
+    }
+}
+
+fn main() {
+    let lines: usize = std::env::var("BENCH_LINES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300_000);
+    let text = s3logd_test_support::alb::lines(42, lines);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
+    gz.write_all(text.as_bytes()).unwrap();
+    let gz = gz.finish().unwrap();
+    let runtime = Arc::new(Runtime::new(Limits::default()).unwrap());
+    let parsers = Parsers::load(runtime, &[]).unwrap();
+    let alb = parsers.get("alb").unwrap().clone();
+    let n = lines as u64;
+    let bytes = text.len() as u64;
+    let batches = batches(&text);
+
+    println!(
+        "ALB input: {lines} lines, {:.1} MB ({:.0} B/line), gzip -6 {:.1} MB\n",
+        bytes as f64 / 1e6,
+        bytes as f64 / n as f64,
+        gz.len() as f64 / 1e6
+    );
+    println!("| path (one thread) | lines/s | MB/s | ns/line |\n|---|---|---|---|");
+
+    let (time, encoded) = median_of_3(|| {
+        let mut parser = BatchParser::<s3logd_parser_alb::Alb>::open("bench", Vec::new()).unwrap();
+        batches.iter().map(|b| parser.parse(b).len() as u64).sum()
+    });
+    assert!(encoded > 0);
+    Row {
+        name: "native ALB parser (rows encoded)".into(),
+        lines: n,
+        bytes,
+        time,
+    }
+    .print();
+
+    let (time, records) = median_of_3(|| {
+        let mut session = alb.open("bench", &[]).unwrap();
+        let mut count = Count(0);
+        for batch in &batches {
+            session.parse(batch, &mut count).unwrap();
+        }
+        count.0
+    });
+    assert_eq!(records, n);
+    Row {
+        name: "ALB component (rows decoded on the host)".into(),
+        lines: n,
+        bytes,
+        time,
+    }
+    .print();
+
+    let (time, json_bytes) = median_of_3(|| {
+        let mut json = Json {
+            writer: JsonLineWriter::new(&[]),
+            body: Vec::with_capacity(2 << 20),
+            records: 0,
+            bytes: 0,
+        };
+        let mut summary = ObjectSummary::default();
+        let choice = ParserChoice::Named(alb.clone(), Vec::new());
+        parse_object(
+            &parsers,
+            &choice,
+            "bench",
+            gz.as_slice(),
+            BatchLimits::default(),
+            &mut json,
+            &mut summary,
+        )
+        .unwrap();
+        assert_eq!(json.records, n);
+        json.bytes + json.body.len() as u64
+    });
+    Row {
+        name: "gunzip → batches → ALB component → JSON".into(),
+        lines: n,
+        bytes,
+        time,
+    }
+    .print();
+    println!("\nJSON body: {:.0} B/line\n", json_bytes as f64 / n as f64);
+
+    println!("| format (component, one thread) | lines/s | MB/s | ns/line |\n|---|---|---|---|");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    for parser in parsers.iter() {
+        let name = &parser.info.name;
+        let Some(sample) = clean_sample(&root.join("guest-parsers").join(name).join("samples"))
+        else {
+            println!("| {name} | (no sample without errors) | | |");
+            continue;
+        };
+        let repeats = (20 << 20) / sample.len().max(1) + 1;
+        let input = sample.repeat(repeats);
+        let input_lines = input.lines().count() as u64;
+        let batches = self::batches(&input);
+        let (time, _) = median_of_3(|| {
+            let mut session = parser.open("bench", &[]).unwrap();
+            let mut count = Count(0);
+            for batch in &batches {
+                session.parse(batch, &mut count).unwrap();
+            }
+            count.0
+        });
+        Row {
+            name: name.clone(),
+            lines: input_lines,
+            bytes: input.len() as u64,
+            time,
+        }
+        .print();
+    }
+}
+
+/// The largest sample object of a parser that has no line errors.
+fn clean_sample(dir: &Path) -> Option<String> {
+    let index = std::fs::read_to_string(dir.join("keys.tsv")).ok()?;
+    index
+        .lines()
+        .filter_map(|line| {
+            let cols: Vec<&str> = line.split('\t').collect();
+            (cols.get(3) == Some(&"0")).then(|| cols[0])
+        })
+        .map(|file| {
+            let (_, mut reader) = decompress(std::fs::File::open(dir.join(file)).unwrap()).unwrap();
+            let mut text = String::new();
+            reader.read_to_string(&mut text).unwrap();
+            if !text.ends_with('\n') {
+                text.push('\n');
+            }
+            text
+        })
+        .max_by_key(String::len)
+}
