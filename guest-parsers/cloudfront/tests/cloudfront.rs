@@ -1,13 +1,12 @@
 //! CloudFront standard log objects, legacy W3C and v2 W3C/JSON, through the
 //! real row encoding.
 
-use std::io::Read;
-
-use regex::Regex;
 use s3logd_parser_cloudfront::CloudFront;
-use s3logd_parser_sdk::testing::{Owned, Parsed, check_samples, parse, parse_batched};
+use s3logd_parser_sdk::FieldType;
+use s3logd_parser_sdk::testing::{
+    Owned, Parsed, matches_first_line, matches_key, parse, parse_batched,
+};
 use s3logd_parser_sdk::time::parse_iso8601;
-use s3logd_parser_sdk::{FieldType, Parser};
 
 const KEY: &str = "example-prefix/EMLARXS9EXAMPLE.2019-11-14-20.RT4KCN4SGK9.gz";
 const VERSION: &str = "#Version: 1.0";
@@ -259,64 +258,23 @@ fn v2_w3c_with_a_timestamp_instead_of_date_and_time() {
 
 #[test]
 fn detection_patterns() {
-    let description = CloudFront::describe();
-    let key = Regex::new(&description.key_patterns[0]).unwrap();
-    assert!(key.is_match(KEY));
-    assert!(key.is_match("E2QWRUHAPOMQZL.2024-01-02-03.a1b2c3d4.gz"));
+    assert!(matches_key::<CloudFront>(KEY));
+    assert!(matches_key::<CloudFront>(
+        "E2QWRUHAPOMQZL.2024-01-02-03.a1b2c3d4.gz"
+    ));
     for other in [
         "logs/2019-02-06-00-00-38-E568B2907131C0C0",
         "AWSLogs/123456789010/vpcflowlogs/us-east-1/2014/12/14/123456789010_vpcflowlogs_us-east-1_fl-1234abcd_20141214T0420Z_fe123456.log.gz",
         "AWSLogs/123456789012/elasticloadbalancing/us-east-1/2024/01/02/123456789012_elasticloadbalancing_us-east-1_app.my-lb.1234_20240102T0000Z_10.0.0.1_abc.log.gz",
     ] {
-        assert!(!key.is_match(other), "{other}");
+        assert!(!matches_key::<CloudFront>(other), "{other}");
     }
-    let first_line: Vec<Regex> = description
-        .first_line_patterns
-        .iter()
-        .map(|p| Regex::new(p).unwrap())
-        .collect();
-    let detects = |line: &str| first_line.iter().any(|p| p.is_match(line));
-    assert!(detects(VERSION));
-    assert!(detects(FIELDS));
-    assert!(detects(
+    assert!(matches_first_line::<CloudFront>(VERSION));
+    assert!(matches_first_line::<CloudFront>(FIELDS));
+    assert!(matches_first_line::<CloudFront>(
         r#"{"date":"2024-11-14","x-edge-location":"SEA19-C1"}"#
     ));
-    assert!(!detects(
+    assert!(!matches_first_line::<CloudFront>(
         r#"{"timestamp":1576280412771,"formatVersion":1,"webaclId":"arn"}"#
     ));
-}
-
-#[test]
-fn samples_are_detected_and_parse_to_the_listed_counts() {
-    let description = CloudFront::describe();
-    let key_patterns: Vec<Regex> = description
-        .key_patterns
-        .iter()
-        .map(|p| Regex::new(p).unwrap())
-        .collect();
-    let first_line: Vec<Regex> = description
-        .first_line_patterns
-        .iter()
-        .map(|p| Regex::new(p).unwrap())
-        .collect();
-    let samples_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("samples");
-    let gunzip = |_: &str, bytes: Vec<u8>| {
-        let mut text = String::new();
-        flate2::read::MultiGzDecoder::new(&bytes[..])
-            .read_to_string(&mut text)
-            .unwrap();
-        text
-    };
-    for sample in check_samples::<CloudFront>(&samples_dir, gunzip) {
-        assert!(
-            key_patterns.iter().any(|p| p.is_match(&sample.key)),
-            "{}: key",
-            sample.file
-        );
-        assert!(
-            first_line.iter().any(|p| p.is_match(&sample.first_line)),
-            "{}: first line",
-            sample.file
-        );
-    }
 }

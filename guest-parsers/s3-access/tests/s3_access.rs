@@ -1,10 +1,10 @@
 //! S3 server access log lines, from the AWS documentation and edge cases,
 //! through the real row encoding.
 
-use regex::Regex;
 use s3logd_parser_s3_access::S3Access;
-use s3logd_parser_sdk::Parser;
-use s3logd_parser_sdk::testing::{check_samples, parse, parse_batched, parse_one};
+use s3logd_parser_sdk::testing::{
+    matches_first_line, matches_key, parse, parse_batched, parse_one,
+};
 use s3logd_parser_sdk::time::parse_iso8601;
 
 const KEY: &str = "logs/2019-02-06-00-00-38-E568B2907131C0C0";
@@ -167,14 +167,12 @@ fn malformed_lines_are_errors_that_do_not_stop_the_next_ones() {
 
 #[test]
 fn detection_patterns() {
-    let description = S3Access::describe();
-    let key = Regex::new(&description.key_patterns[0]).unwrap();
     for matching in [
         "2019-02-06-00-00-38-E568B2907131C0C0",
         "logs/access-2023-11-01-21-32-16-E568B2907131C0C0",
         "logs/123456789012/eu-west-1/amzn-s3-demo-bucket/2023/11/01/2023-11-01-21-32-16-E568B2907131C0C0",
     ] {
-        assert!(key.is_match(matching), "{matching}");
+        assert!(matches_key::<S3Access>(matching), "{matching}");
     }
     for other in [
         "example-prefix/EMLARXS9EXAMPLE.2019-11-14-20.RT4KCN4SGK9.gz",
@@ -182,44 +180,10 @@ fn detection_patterns() {
         "AWSLogs/123456789012/elasticloadbalancing/us-east-1/2024/01/02/123456789012_elasticloadbalancing_us-east-1_app.my-lb.1234_20240102T0000Z_10.0.0.1_abc.log.gz",
         "firehose/2024/01/02/03/stream-1-2024-01-02-03-04-05-1a2b3c4d-5e6f-7a8b-9c0d-1e2f3a4b5c6d",
     ] {
-        assert!(!key.is_match(other), "{other}");
+        assert!(!matches_key::<S3Access>(other), "{other}");
     }
-    let first_line = Regex::new(&description.first_line_patterns[0]).unwrap();
-    assert!(first_line.is_match(DOCUMENTED));
-    assert!(
-        !first_line
-            .is_match("127.0.0.1 - frank [10/Oct/2000:13:55:36 -0700] \"GET / HTTP/1.0\" 200 2326")
-    );
-}
-
-#[test]
-fn samples_are_detected_and_parse_to_the_listed_counts() {
-    let description = S3Access::describe();
-    let key_patterns: Vec<Regex> = description
-        .key_patterns
-        .iter()
-        .map(|p| Regex::new(p).unwrap())
-        .collect();
-    let first_line_patterns: Vec<Regex> = description
-        .first_line_patterns
-        .iter()
-        .map(|p| Regex::new(p).unwrap())
-        .collect();
-    let samples_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("samples");
-    for sample in
-        check_samples::<S3Access>(&samples_dir, |_, bytes| String::from_utf8(bytes).unwrap())
-    {
-        assert!(
-            key_patterns.iter().any(|p| p.is_match(&sample.key)),
-            "{}: key",
-            sample.file
-        );
-        assert!(
-            first_line_patterns
-                .iter()
-                .any(|p| p.is_match(&sample.first_line)),
-            "{}: first line",
-            sample.file
-        );
-    }
+    assert!(matches_first_line::<S3Access>(DOCUMENTED));
+    assert!(!matches_first_line::<S3Access>(
+        "127.0.0.1 - frank [10/Oct/2000:13:55:36 -0700] \"GET / HTTP/1.0\" 200 2326"
+    ));
 }

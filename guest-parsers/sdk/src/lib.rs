@@ -33,6 +33,7 @@
 mod batch;
 mod declared;
 mod describe;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod testing;
 pub mod text;
 pub mod time;

@@ -1,8 +1,12 @@
 //! Running a parser natively in unit tests: lines in, named and typed
-//! records out, decoded through the same row encoding the host reads.
+//! records out, decoded through the same row encoding the host reads; and
+//! checking its detection patterns and reading its sample objects.
 
 use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::Path;
 
+use regex::Regex;
 use s3logd_rows::{Counters, Decoder, Entry, FieldType, Value};
 
 use crate::{BatchParser, Parser};
@@ -219,52 +223,35 @@ fn check_type(name: &str, ty: FieldType, value: &Owned) {
     assert!(ok, "field {name} is declared {ty:?} but holds {value:?}");
 }
 
-/// One sample object listed in a parser crate's `samples/keys.tsv`.
-#[derive(Debug)]
-pub struct Sample {
-    pub file: String,
-    pub key: String,
-    pub first_line: String,
-    pub parsed: Parsed,
+/// Whether one of `P`'s key patterns matches `key`.
+pub fn matches_key<P: Parser>(key: &str) -> bool {
+    any_pattern_matches(&P::describe().key_patterns, key)
 }
 
-/// Parses every sample listed in `samples_dir/keys.tsv` (`file`, `key`,
-/// expected records, expected errors, tab-separated) with the key it is
-/// listed under, asserting the counts. `decompress` turns the stored bytes
-/// into text (the SDK carries no gzip; crates with `.gz` samples bring it).
-pub fn check_samples<P: Parser>(
-    samples_dir: &std::path::Path,
-    decompress: impl Fn(&str, Vec<u8>) -> String,
-) -> Vec<Sample> {
-    let listing = std::fs::read_to_string(samples_dir.join("keys.tsv")).expect("samples/keys.tsv");
-    let samples: Vec<Sample> = listing
-        .lines()
-        .filter(|line| !line.is_empty())
-        .map(|line| {
-            let columns: Vec<&str> = line.split('\t').collect();
-            let [file, key, records, errors] = columns[..] else {
-                panic!("keys.tsv line {line:?} is not file, key, records, errors");
-            };
-            let bytes =
-                std::fs::read(samples_dir.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
-            let text = decompress(file, bytes);
-            let parsed =
-                parse::<P>(key, &[], &text).unwrap_or_else(|e| panic!("{file}: open failed: {e}"));
-            assert_eq!(parsed.records.len().to_string(), records, "{file}: records");
-            assert_eq!(
-                parsed.errors.len().to_string(),
-                errors,
-                "{file}: errors {:?}",
-                parsed.errors
-            );
-            Sample {
-                file: file.to_string(),
-                key: key.to_string(),
-                first_line: text.lines().next().unwrap_or_default().to_string(),
-                parsed,
-            }
-        })
-        .collect();
-    assert!(!samples.is_empty(), "keys.tsv lists no samples");
-    samples
+/// Whether one of `P`'s first-line patterns matches `line`.
+pub fn matches_first_line<P: Parser>(line: &str) -> bool {
+    any_pattern_matches(&P::describe().first_line_patterns, line)
+}
+
+fn any_pattern_matches(patterns: &[String], text: &str) -> bool {
+    patterns.iter().any(|pattern| {
+        Regex::new(pattern)
+            .unwrap_or_else(|e| panic!("invalid pattern {pattern:?}: {e}"))
+            .is_match(text)
+    })
+}
+
+/// The text of `samples_dir/file`, gunzipped when it starts with the gzip
+/// magic bytes (the host decides the same way).
+pub fn read_sample(samples_dir: impl AsRef<Path>, file: &str) -> String {
+    let path = samples_dir.as_ref().join(file);
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    if !bytes.starts_with(&[0x1f, 0x8b]) {
+        return String::from_utf8(bytes).unwrap_or_else(|e| panic!("{file}: {e}"));
+    }
+    let mut text = String::new();
+    flate2::read::MultiGzDecoder::new(&bytes[..])
+        .read_to_string(&mut text)
+        .unwrap_or_else(|e| panic!("{file}: {e}"));
+    text
 }

@@ -1,11 +1,8 @@
 //! VPC flow log objects, default and custom formats, through the real row
 //! encoding.
 
-use std::io::Read;
-
-use regex::Regex;
-use s3logd_parser_sdk::testing::{Parsed, check_samples, parse, parse_batched};
-use s3logd_parser_sdk::{FieldType, Parser};
+use s3logd_parser_sdk::FieldType;
+use s3logd_parser_sdk::testing::{Parsed, matches_first_line, matches_key, parse, parse_batched};
 use s3logd_parser_vpc_flow::VpcFlow;
 
 const KEY: &str = "AWSLogs/123456789010/vpcflowlogs/us-east-1/2014/12/14/123456789010_vpcflowlogs_us-east-1_fl-1234abcd_20141214T0420Z_fe123456.log.gz";
@@ -212,45 +209,18 @@ fn bad_lines_are_errors_and_do_not_stop_the_next_ones() {
 }
 
 #[test]
-fn samples_are_detected_and_parse_to_the_listed_counts() {
-    let description = VpcFlow::describe();
-    let key_patterns: Vec<Regex> = description
-        .key_patterns
-        .iter()
-        .map(|p| Regex::new(p).unwrap())
-        .collect();
-    let first_line = Regex::new(&description.first_line_patterns[0]).unwrap();
-    let samples_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("samples");
-    let gunzip = |_: &str, bytes: Vec<u8>| {
-        let mut text = String::new();
-        flate2::read::MultiGzDecoder::new(&bytes[..])
-            .read_to_string(&mut text)
-            .unwrap();
-        text
-    };
-    for sample in check_samples::<VpcFlow>(&samples_dir, gunzip) {
-        assert!(
-            key_patterns.iter().any(|p| p.is_match(&sample.key)),
-            "{}: key",
-            sample.file
-        );
-        assert!(
-            first_line.is_match(&sample.first_line),
-            "{}: first line",
-            sample.file
-        );
-    }
-}
-
-#[test]
 fn key_pattern_takes_both_key_layouts_and_leaves_other_logs() {
-    let key = Regex::new(&VpcFlow::describe().key_patterns[0]).unwrap();
-    assert!(key.is_match(KEY));
-    assert!(key.is_match("prefix/AWSLogs/aws-account-id=123456789010/aws-service=vpcflowlogs/aws-region=us-east-1/year=2024/month=01/day=02/hour=03/123456789010_vpcflowlogs_us-east-1_fl-1234abcd_20240102T0305Z_0a1b2c3d.log.gz"));
-    assert!(!key.is_match("AWSLogs/123456789010/vpcflowlogs/us-east-1/2024/01/02/123456789010_vpcflowlogs_us-east-1_fl-1234abcd_20240102T0305Z_0a1b2c3d.log.parquet"));
-    assert!(!key.is_match("AWSLogs/123456789010/elasticloadbalancing/us-east-1/2024/01/02/123456789010_elasticloadbalancing_us-east-1_app.my-lb.1234_20240102T0000Z_10.0.0.1_abc.log.gz"));
-    let first_line = Regex::new(&VpcFlow::describe().first_line_patterns[0]).unwrap();
-    assert!(first_line.is_match(DEFAULT_HEADER));
-    assert!(first_line.is_match(V3_HEADER));
-    assert!(!first_line.is_match(V3_RECORD));
+    assert!(matches_key::<VpcFlow>(KEY));
+    assert!(matches_key::<VpcFlow>(
+        "prefix/AWSLogs/aws-account-id=123456789010/aws-service=vpcflowlogs/aws-region=us-east-1/year=2024/month=01/day=02/hour=03/123456789010_vpcflowlogs_us-east-1_fl-1234abcd_20240102T0305Z_0a1b2c3d.log.gz"
+    ));
+    assert!(!matches_key::<VpcFlow>(
+        "AWSLogs/123456789010/vpcflowlogs/us-east-1/2024/01/02/123456789010_vpcflowlogs_us-east-1_fl-1234abcd_20240102T0305Z_0a1b2c3d.log.parquet"
+    ));
+    assert!(!matches_key::<VpcFlow>(
+        "AWSLogs/123456789010/elasticloadbalancing/us-east-1/2024/01/02/123456789010_elasticloadbalancing_us-east-1_app.my-lb.1234_20240102T0000Z_10.0.0.1_abc.log.gz"
+    ));
+    assert!(matches_first_line::<VpcFlow>(DEFAULT_HEADER));
+    assert!(matches_first_line::<VpcFlow>(V3_HEADER));
+    assert!(!matches_first_line::<VpcFlow>(V3_RECORD));
 }
