@@ -1,8 +1,6 @@
-use std::io::Read;
-
-use regex::Regex;
-use s3logd_parser_sdk::Parser;
-use s3logd_parser_sdk::testing::{parse, parse_batched, parse_one};
+use s3logd_parser_sdk::testing::{
+    matches_first_line, matches_key, parse, parse_batched, parse_one,
+};
 
 use crate::AlbConnection;
 
@@ -147,61 +145,28 @@ fn malformed_lines_are_errors_that_do_not_stop_the_object() {
     );
 }
 
-fn patterns(list: Vec<String>) -> Vec<Regex> {
-    list.iter().map(|p| Regex::new(p).unwrap()).collect()
-}
-
 #[test]
 fn key_pattern_takes_connection_logs_only() {
-    let keys = patterns(AlbConnection::describe().key_patterns);
-    let matches = |key: &str| keys.iter().any(|k| k.is_match(key));
-    assert!(matches(KEY));
+    assert!(matches_key::<AlbConnection>(KEY));
     for other in [
         "prefix/AWSLogs/123456789012/elasticloadbalancing/us-east-2/2016/05/01/123456789012_elasticloadbalancing_us-east-2_app.my-loadbalancer.1234567890abcdef_20140215T2340Z_172.160.001.192_20sg8hgm.log.gz",
         "AWSLogs/123456789012/elasticloadbalancing/us-east-2/2020/05/01/123456789012_elasticloadbalancing_us-east-2_net.my-loadbalancer.1234567890abcdef_20200501T0000Z_20sg8hgm.log.gz",
         "AWSLogs/123456789012/elasticloadbalancing/us-west-2/2014/02/15/123456789012_elasticloadbalancing_us-west-2_my-loadbalancer_20140215T2340Z_172.160.001.192_20sg8hgm.log",
     ] {
-        assert!(!matches(other), "{other}");
+        assert!(!matches_key::<AlbConnection>(other), "{other}");
     }
 }
 
 #[test]
 fn first_line_pattern_takes_connection_lines_only() {
-    let first = patterns(AlbConnection::describe().first_line_patterns);
-    let matches = |line: &str| first.iter().any(|p| p.is_match(line));
-    assert!(matches(DOC_EXAMPLE) && matches(FULL_LINE));
+    assert!(
+        matches_first_line::<AlbConnection>(DOC_EXAMPLE)
+            && matches_first_line::<AlbConnection>(FULL_LINE)
+    );
     for other in [
         r#"2015-05-13T23:39:43.945958Z my-loadbalancer 192.168.131.39:2817 10.0.0.1:80 0.000073 0.001048 0.000057 200 200 0 29 "GET http://www.example.com:80/ HTTP/1.1" "curl/7.38.0" - -"#,
         "https 2018-07-02T22:23:00.186641Z app/my-loadbalancer/50dc6c495c0c9188 192.168.131.39:2817",
     ] {
-        assert!(!matches(other), "{other}");
-    }
-}
-
-#[test]
-fn samples_parse_to_their_listed_counts() {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/samples");
-    let keys = patterns(AlbConnection::describe().key_patterns);
-    let first = patterns(AlbConnection::describe().first_line_patterns);
-    let listing = std::fs::read_to_string(format!("{dir}/keys.tsv")).unwrap();
-    for entry in listing.lines() {
-        let [file, key, records, errors] = entry.split('\t').collect::<Vec<_>>()[..] else {
-            panic!("keys.tsv line {entry:?} needs four columns");
-        };
-        let gzip = std::fs::read(format!("{dir}/{file}")).unwrap();
-        let mut text = String::new();
-        flate2::read::MultiGzDecoder::new(&gzip[..])
-            .read_to_string(&mut text)
-            .unwrap();
-        assert!(keys.iter().any(|k| k.is_match(key)), "{key}");
-        assert!(
-            first
-                .iter()
-                .any(|p| p.is_match(text.lines().next().unwrap())),
-            "{file}"
-        );
-        let parsed = parse::<AlbConnection>(key, &[], &text).unwrap();
-        assert_eq!(parsed.records.len().to_string(), records, "{file}");
-        assert_eq!(parsed.errors.len().to_string(), errors, "{file}");
+        assert!(!matches_first_line::<AlbConnection>(other), "{other}");
     }
 }

@@ -1,9 +1,10 @@
 //! The parser run natively over the documented example lines and the edge
 //! cases of aws-log-formats.md §1, decoded through the real row encoding.
 
-use regex::Regex;
 use s3logd_parser_sdk::Parser;
-use s3logd_parser_sdk::testing::{Owned, parse, parse_batched, parse_one};
+use s3logd_parser_sdk::testing::{
+    Owned, matches_first_line, matches_key, parse, parse_batched, parse_one,
+};
 
 use crate::Alb;
 
@@ -412,21 +413,14 @@ fn schema_lists_every_field_once_in_record_order() {
     assert_eq!(unique.len(), names.len());
 }
 
-fn matches_any(patterns: &[String], text: &str) -> bool {
-    patterns
-        .iter()
-        .any(|p| Regex::new(p).unwrap().is_match(text))
-}
-
 #[test]
 fn key_pattern_picks_alb_access_logs_only() {
-    let keys = Alb::describe().key_patterns;
     for alb in [
         KEY,
         "123456789012_elasticloadbalancing_us-east-2_app.my-loadbalancer.1234567890abcdef_20140215T2340Z_172.160.001.192_20sg8hgm.log.gz",
         "my-bucket-prefix/AWSLogs/123456789012/elasticloadbalancing/eu-west-1/2024/03/01/123456789012_elasticloadbalancing_eu-west-1_app.web-prod.0f1e2d3c4b5a6978_20240301T1205Z_10.1.2.3_5k2j9x1q.log",
     ] {
-        assert!(matches_any(&keys, alb), "{alb}");
+        assert!(matches_key::<Alb>(alb), "{alb}");
     }
     for other in [
         // ALB connection log
@@ -438,19 +432,18 @@ fn key_pattern_picks_alb_access_logs_only() {
         // ELB's test object
         "AWSLogs/123456789012/ELBAccessLogTestFile",
     ] {
-        assert!(!matches_any(&keys, other), "{other}");
+        assert!(!matches_key::<Alb>(other), "{other}");
     }
 }
 
 #[test]
 fn first_line_pattern_picks_alb_lines_only() {
-    let first_lines = Alb::describe().first_line_patterns;
     for alb in [
         CURRENT_EXAMPLE,
         ARCHIVED_HTTPS_EXAMPLE,
         ARCHIVED_H2_REDIRECT_EXAMPLE,
     ] {
-        assert!(matches_any(&first_lines, alb), "{alb}");
+        assert!(matches_first_line::<Alb>(alb), "{alb}");
     }
     for other in [
         // CLB
@@ -460,54 +453,6 @@ fn first_line_pattern_picks_alb_lines_only() {
         // ALB connection log
         "2023-10-04T17:05:15.514108Z 203.0.113.1 36280 443 TLSv1.2 ECDHE-RSA-AES128-GCM-SHA256 4.036",
     ] {
-        assert!(!matches_any(&first_lines, other), "{other}");
+        assert!(!matches_first_line::<Alb>(other), "{other}");
     }
-}
-
-/// Every object in samples/keys.tsv is picked by key and by first line and
-/// gives the listed record and error counts (the host test repeats this
-/// through the built component).
-#[test]
-fn samples_match_their_listed_counts() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("samples");
-    let listing = std::fs::read_to_string(dir.join("keys.tsv")).unwrap();
-    let description = Alb::describe();
-    let mut listed = 0;
-    for entry in listing.lines() {
-        let [file, key, records, errors] = entry.split('\t').collect::<Vec<_>>()[..] else {
-            panic!("keys.tsv line `{entry}` does not have four tab-separated columns");
-        };
-        let raw = std::fs::read(dir.join(file)).unwrap();
-        let text = if raw.starts_with(&[0x1f, 0x8b]) {
-            let mut text = String::new();
-            std::io::Read::read_to_string(
-                &mut flate2::read::MultiGzDecoder::new(&raw[..]),
-                &mut text,
-            )
-            .unwrap();
-            text
-        } else {
-            String::from_utf8(raw).unwrap()
-        };
-        assert!(matches_any(&description.key_patterns, key), "{key}");
-        let first_line = text.lines().next().unwrap();
-        assert!(
-            matches_any(&description.first_line_patterns, first_line),
-            "{file}"
-        );
-        let parsed = parse::<Alb>(key, &[], &text).unwrap();
-        assert_eq!(
-            parsed.records.len(),
-            records.parse::<usize>().unwrap(),
-            "{file}"
-        );
-        assert_eq!(
-            parsed.errors.len(),
-            errors.parse::<usize>().unwrap(),
-            "{file}: {:?}",
-            parsed.errors
-        );
-        listed += 1;
-    }
-    assert_eq!(listed, 3);
 }

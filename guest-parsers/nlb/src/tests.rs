@@ -1,8 +1,6 @@
-use std::io::Read;
-
-use regex::Regex;
-use s3logd_parser_sdk::Parser;
-use s3logd_parser_sdk::testing::{parse, parse_batched, parse_one};
+use s3logd_parser_sdk::testing::{
+    matches_first_line, matches_key, parse, parse_batched, parse_one,
+};
 
 use crate::Nlb;
 
@@ -146,58 +144,22 @@ fn malformed_lines_are_errors_that_do_not_stop_the_object() {
     );
 }
 
-fn patterns(list: Vec<String>) -> Vec<Regex> {
-    list.iter().map(|p| Regex::new(p).unwrap()).collect()
-}
-
 #[test]
 fn key_pattern_takes_nlb_names_only() {
-    let keys = patterns(Nlb::describe().key_patterns);
-    let matches = |key: &str| keys.iter().any(|k| k.is_match(key));
-    assert!(matches(KEY));
+    assert!(matches_key::<Nlb>(KEY));
     for other in [
         "prefix/AWSLogs/123456789012/elasticloadbalancing/us-east-2/2016/05/01/123456789012_elasticloadbalancing_us-east-2_app.my-loadbalancer.1234567890abcdef_20140215T2340Z_172.160.001.192_20sg8hgm.log.gz",
         "AWSLogs/123456789012/elasticloadbalancing/us-west-2/2014/02/15/123456789012_elasticloadbalancing_us-west-2_my-loadbalancer_20140215T2340Z_172.160.001.192_20sg8hgm.log",
         "AWSLogs/123456789012/elasticloadbalancing/us-east-2/2023/10/04/conn_log_123456789012_elasticloadbalancing_us-east-2_app.my-loadbalancer.1234567890abcdef_20231004T1710Z_172.160.001.192_20sg8hgm.log.gz",
     ] {
-        assert!(!matches(other), "{other}");
+        assert!(!matches_key::<Nlb>(other), "{other}");
     }
 }
 
 #[test]
 fn first_line_pattern_takes_nlb_lines() {
-    let first = patterns(Nlb::describe().first_line_patterns);
-    let matches = |line: &str| first.iter().any(|p| p.is_match(line));
-    assert!(matches(DOC_EXAMPLE) && matches(ALPN_LINE));
-    assert!(!matches(
+    assert!(matches_first_line::<Nlb>(DOC_EXAMPLE) && matches_first_line::<Nlb>(ALPN_LINE));
+    assert!(!matches_first_line::<Nlb>(
         "https 2018-07-02T22:23:00.186641Z app/my-loadbalancer/50dc6c495c0c9188 192.168.131.39:2817"
     ));
-}
-
-#[test]
-fn samples_parse_to_their_listed_counts() {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/samples");
-    let keys = patterns(Nlb::describe().key_patterns);
-    let first = patterns(Nlb::describe().first_line_patterns);
-    let listing = std::fs::read_to_string(format!("{dir}/keys.tsv")).unwrap();
-    for entry in listing.lines() {
-        let [file, key, records, errors] = entry.split('\t').collect::<Vec<_>>()[..] else {
-            panic!("keys.tsv line {entry:?} needs four columns");
-        };
-        let gzip = std::fs::read(format!("{dir}/{file}")).unwrap();
-        let mut text = String::new();
-        flate2::read::MultiGzDecoder::new(&gzip[..])
-            .read_to_string(&mut text)
-            .unwrap();
-        assert!(keys.iter().any(|k| k.is_match(key)), "{key}");
-        assert!(
-            first
-                .iter()
-                .any(|p| p.is_match(text.lines().next().unwrap())),
-            "{file}"
-        );
-        let parsed = parse::<Nlb>(key, &[], &text).unwrap();
-        assert_eq!(parsed.records.len().to_string(), records, "{file}");
-        assert_eq!(parsed.errors.len().to_string(), errors, "{file}");
-    }
 }
