@@ -17,8 +17,6 @@
 //! HTTP headers) and receives those values raw, unflattened.
 
 mod epoch;
-#[cfg(feature = "testing")]
-pub mod samples;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
