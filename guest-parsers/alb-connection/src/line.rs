@@ -86,14 +86,6 @@ pub fn fields() -> Vec<Field> {
 
 pub fn parse(line: &str, out: &mut Output) -> Result<(), String> {
     let mut fields = Fields::new(line);
-    let documented: [Option<&str>; 15] = std::array::from_fn(|_| fields.next());
-    let given = documented.iter().flatten().count();
-    if given < REQUIRED_FIELDS {
-        return Err(format!(
-            "only {given} fields; an ALB connection log line has at least {REQUIRED_FIELDS}"
-        ));
-    }
-    // A documented field the line does not reach reads as `-`: absent.
     let [
         timestamp,
         client_ip,
@@ -110,7 +102,7 @@ pub fn parse(line: &str, out: &mut Output) -> Result<(), String> {
         tls_keyexchange,
         elb,
         ip_address,
-    ] = documented.map(|field| field.unwrap_or("-"));
+    ] = text::documented_fields(&mut fields, REQUIRED_FIELDS, "an ALB connection log")?;
 
     let time = time::parse_iso8601(timestamp)
         .ok_or_else(|| format!("timestamp {timestamp:?} is not an ISO 8601 time"))?;

@@ -93,14 +93,6 @@ pub fn fields() -> Vec<Field> {
 
 pub fn parse(line: &str, out: &mut Output) -> Result<(), String> {
     let mut fields = Fields::new(line);
-    let documented: [Option<&str>; 15] = std::array::from_fn(|_| fields.next());
-    let given = documented.iter().flatten().count();
-    if given < REQUIRED_FIELDS {
-        return Err(format!(
-            "only {given} fields; a CLB access log line has at least {REQUIRED_FIELDS}"
-        ));
-    }
-    // A documented field the line does not reach reads as `-`: absent.
     let [
         timestamp,
         elb,
@@ -117,7 +109,7 @@ pub fn parse(line: &str, out: &mut Output) -> Result<(), String> {
         user_agent,
         ssl_cipher,
         ssl_protocol,
-    ] = documented.map(|field| field.unwrap_or("-"));
+    ] = text::documented_fields(&mut fields, REQUIRED_FIELDS, "a CLB access log")?;
 
     let time = time::parse_iso8601(timestamp)
         .ok_or_else(|| format!("timestamp {timestamp:?} is not an ISO 8601 time"))?;

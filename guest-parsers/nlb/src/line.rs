@@ -123,14 +123,6 @@ pub fn parse(line: &str, out: &mut Output) -> Result<(), String> {
     // Not `text::Fields`: the ALPN preference list (`"h2","http/1.1"`) holds
     // quotes of its own that must stay, and no NLB field holds a space.
     let mut fields = line.split(' ');
-    let documented: [Option<&str>; 22] = std::array::from_fn(|_| fields.next());
-    let given = documented.iter().flatten().count();
-    if given < REQUIRED_FIELDS {
-        return Err(format!(
-            "only {given} fields; an NLB access log line has at least {REQUIRED_FIELDS}"
-        ));
-    }
-    // A documented field the line does not reach reads as `-`: absent.
     let [
         listener_type,
         version,
@@ -154,7 +146,7 @@ pub fn parse(line: &str, out: &mut Output) -> Result<(), String> {
         alpn_be_protocol,
         alpn_client_preference_list,
         tls_connection_creation_time,
-    ] = documented.map(|field| field.unwrap_or("-"));
+    ] = text::documented_fields(&mut fields, REQUIRED_FIELDS, "an NLB access log")?;
 
     let end_time = time::parse_iso8601(time)
         .ok_or_else(|| format!("time {time:?} is not an ISO 8601 time"))?;

@@ -162,6 +162,26 @@ pub fn host_port_or_dash<'a>(name: &str, value: &'a str) -> Result<Option<(&'a s
     Ok(Some((host, port)))
 }
 
+/// The first `N` fields of a line in a format that has grown fields over
+/// the years: a field the line does not reach reads as `-` (absent), as the
+/// record conventions ask for fields a line predates, and whatever follows
+/// stays in `fields` (extras). A line with fewer than `required` fields is
+/// cut off; the error names the `format` ("a CLB access log").
+pub fn documented_fields<'a, const N: usize>(
+    fields: &mut impl Iterator<Item = &'a str>,
+    required: usize,
+    format: &str,
+) -> Result<[&'a str; N], String> {
+    let documented: [Option<&str>; N] = std::array::from_fn(|_| fields.next());
+    let given = documented.iter().flatten().count();
+    if given < required {
+        return Err(format!(
+            "only {given} fields; {format} line has at least {required}"
+        ));
+    }
+    Ok(documented.map(|field| field.unwrap_or("-")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -260,5 +280,23 @@ mod tests {
             Err("client:port \"10.0.0.1\" has no port".to_string())
         );
         assert!(host_port_or_dash("client:port", "10.0.0.1:http").is_err());
+    }
+
+    #[test]
+    fn documented_fields_fill_what_a_line_predates_and_leave_extras() {
+        let mut short = Fields::new("a b c");
+        let three: [&str; 4] = documented_fields(&mut short, 3, "a test log").unwrap();
+        assert_eq!(three, ["a", "b", "c", "-"]);
+
+        let mut long = Fields::new("a b c d e");
+        let four: [&str; 4] = documented_fields(&mut long, 3, "a test log").unwrap();
+        assert_eq!(four, ["a", "b", "c", "d"]);
+        assert_eq!(long.collect::<Vec<_>>(), ["e"]);
+
+        let mut cut = Fields::new("a b");
+        assert_eq!(
+            documented_fields::<4>(&mut cut, 3, "a test log"),
+            Err("only 2 fields; a test log line has at least 3".to_string())
+        );
     }
 }
