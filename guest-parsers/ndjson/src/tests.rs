@@ -137,11 +137,7 @@ fn non_json_lines_are_errors_with_a_reason_and_the_rest_continues() {
     let text = sample("with-broken-line.json.gz");
     let parsed = parse_batched::<NdJson>(KEY, &[], &text, 1).unwrap();
     assert_eq!(parsed.records.len(), 2);
-    let errors: Vec<(u64, &str)> = parsed
-        .errors
-        .iter()
-        .map(|(l, r)| (*l, r.as_str()))
-        .collect();
+    let errors = parsed.error_reasons();
     assert_eq!(errors[0].0, 1);
     assert!(
         errors[0]

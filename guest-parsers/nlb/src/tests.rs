@@ -124,11 +124,7 @@ fn malformed_lines_are_errors_that_do_not_stop_the_object() {
     let parsed = parse_batched::<Nlb>(KEY, &[], &lines.join("\n"), 1).unwrap();
     assert_eq!(parsed.records.len(), 2);
     assert_eq!(parsed.records[1].msg.as_deref(), Some(ALPN_LINE));
-    let reasons: Vec<(u64, &str)> = parsed
-        .errors
-        .iter()
-        .map(|(l, r)| (*l, r.as_str()))
-        .collect();
+    let reasons = parsed.error_reasons();
     assert_eq!(
         reasons,
         [

@@ -153,11 +153,7 @@ fn malformed_lines_are_errors_that_do_not_stop_the_next_ones() {
     let input = format!("{bad_time}\nshort line\n{bad_status}\n{DOCUMENTED}\n");
     let parsed = parse_batched::<S3Access>(KEY, &[], &input, 1).unwrap();
     assert_eq!(parsed.records.len(), 1);
-    let reasons: Vec<(u64, &str)> = parsed
-        .errors
-        .iter()
-        .map(|(line, reason)| (*line, reason.as_str()))
-        .collect();
+    let reasons = parsed.error_reasons();
     assert_eq!(reasons.len(), 3);
     assert_eq!(reasons[0].0, 0);
     assert!(reasons[0].1.contains("06-02-2019"), "{}", reasons[0].1);

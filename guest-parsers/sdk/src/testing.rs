@@ -82,6 +82,16 @@ pub struct Parsed {
     pub fields: Vec<(String, FieldType)>,
 }
 
+impl Parsed {
+    /// The errors with borrowed reasons, to compare with literals.
+    pub fn error_reasons(&self) -> Vec<(u64, &str)> {
+        self.errors
+            .iter()
+            .map(|(line, reason)| (*line, reason.as_str()))
+            .collect()
+    }
+}
+
 /// Parses `input` as one object, in batches of at most `lines_per_batch`
 /// lines, checking that every value matches its field's declared type.
 pub fn parse_batched<P: Parser>(

@@ -113,11 +113,7 @@ fn broken_lines_and_bad_timestamps_are_errors_that_keep_the_next_lines() {
         .map(|r| r.str("action").unwrap())
         .collect();
     assert_eq!(actions, ["ALLOW", "BLOCK"]);
-    let errors: Vec<(u64, &str)> = parsed
-        .errors
-        .iter()
-        .map(|(l, r)| (*l, r.as_str()))
-        .collect();
+    let errors = parsed.error_reasons();
     assert_eq!(errors[0].0, 1);
     assert!(
         errors[0].1.starts_with("not a WAF JSON record: EOF"),
