@@ -85,11 +85,7 @@ fn documented_legacy_object() {
     }
     assert_eq!(record.fields.len(), 23);
 
-    let names: Vec<&str> = parsed
-        .fields
-        .iter()
-        .map(|(name, _)| name.as_str())
-        .collect();
+    let names = parsed.field_names();
     assert_eq!(names.len(), 31, "33 columns less date and time: {names:?}");
     assert_eq!(names[0], "x_edge_location");
     assert!(!names.contains(&"date") && !names.contains(&"time"));

@@ -226,11 +226,7 @@ mod tests {
     fn keys_are_declared_once_at_first_sight_across_batches() {
         let input = "a=1 b=2\nb=3 c=4\nc=5 a=6\n";
         let parsed = testing::parse_batched::<Logfmt>("k", &[], input, 1).unwrap();
-        let names: Vec<&str> = parsed
-            .fields
-            .iter()
-            .map(|(name, _)| name.as_str())
-            .collect();
+        let names = parsed.field_names();
         assert_eq!(names, ["a", "b", "c"]);
         assert!(parsed.fields.iter().all(|(_, ty)| *ty == FieldType::Any));
         let a: Vec<_> = parsed.records.iter().map(|r| r.int("a")).collect();

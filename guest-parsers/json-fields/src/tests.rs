@@ -88,7 +88,7 @@ fn claimed_paths_are_handed_over_raw_and_not_flattened() {
 fn fields_are_declared_once_per_session_and_escapes_decoded() {
     let input = "{\"a\":\"1\"}\n{\"b\":\"x\\ty\",\"a\":\"2\"}\n{\"a\\u0062\":3}\n";
     let parsed = parse_batched::<Flattener>("k", &[], input, 1).unwrap();
-    let names: Vec<&str> = parsed.fields.iter().map(|(n, _)| n.as_str()).collect();
+    let names = parsed.field_names();
     assert_eq!(names, ["a", "b", "ab"]);
     assert_eq!(parsed.records[1].str("b"), Some("x\ty"));
     assert_eq!(parsed.records[1].str("a"), Some("2"));

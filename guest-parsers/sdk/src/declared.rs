@@ -67,11 +67,7 @@ mod tests {
     #[test]
     fn a_name_is_declared_once_across_lines_and_batches() {
         let parsed = parse_batched::<Pairs>("key", &[], "a=1 b=2\nb=3 a=4\nc=5 a=6", 1).unwrap();
-        let names: Vec<&str> = parsed
-            .fields
-            .iter()
-            .map(|(name, _)| name.as_str())
-            .collect();
+        let names = parsed.field_names();
         assert_eq!(names, ["a", "b", "c"]);
         assert_eq!(parsed.records[1].str("a"), Some("4"));
         assert_eq!(parsed.records[1].str("b"), Some("3"));

@@ -83,6 +83,11 @@ pub struct Parsed {
 }
 
 impl Parsed {
+    /// The declared field names, in table order.
+    pub fn field_names(&self) -> Vec<&str> {
+        self.fields.iter().map(|(name, _)| name.as_str()).collect()
+    }
+
     /// The errors with borrowed reasons, to compare with literals.
     pub fn error_reasons(&self) -> Vec<(u64, &str)> {
         self.errors

@@ -131,7 +131,7 @@ fn broken_lines_and_bad_timestamps_are_errors_that_keep_the_next_lines() {
 fn fields_are_declared_as_any_once_across_batches() {
     let text = sample("mixed-with-broken-line.log.gz");
     let parsed = parse_batched::<Waf>(KEY, &[], &text, 1).unwrap();
-    let mut names: Vec<&str> = parsed.fields.iter().map(|(n, _)| n.as_str()).collect();
+    let mut names = parsed.field_names();
     let declared = names.len();
     names.sort_unstable();
     names.dedup();

@@ -81,7 +81,7 @@ fn msg_field_replaces_the_line_and_optional_groups_may_be_absent() {
     ];
     let input = "971211336250 INFO [main] started\n971211336251 WARN disk almost full\n";
     let parsed = parse::<RegexSession>("app.log", &options, input).unwrap();
-    let names: Vec<&str> = parsed.fields.iter().map(|(n, _)| n.as_str()).collect();
+    let names = parsed.field_names();
     assert_eq!(names, ["level", "thread"]);
     let [started, warning] = &parsed.records[..] else {
         panic!("{:?}", parsed.records)

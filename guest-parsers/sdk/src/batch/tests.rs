@@ -83,7 +83,7 @@ fn rows_errors_and_skips_are_counted_per_line() {
 fn extra_fields_are_declared_once_per_session_across_batches() {
     let input = "a 1 x\nb 2 y z\nc 3 w\n";
     let parsed = parse_batched::<Columns>("key", &[], input, 1).unwrap();
-    let names: Vec<&str> = parsed.fields.iter().map(|(n, _)| n.as_str()).collect();
+    let names = parsed.field_names();
     assert_eq!(names, ["first", "second", "extra_1", "extra_2"]);
     assert_eq!(parsed.records[2].str("extra_1"), Some("w"));
     assert_eq!(
