@@ -56,7 +56,9 @@
 //!
 //! 3. Test natively with `s3logd_parser_sdk::testing::{parse, parse_one,
 //!    parse_batched}`, which run your parser through the real row encoding
-//!    and check every value against its field's type: `cargo test`.
+//!    and check every value against its field's type, and with
+//!    `testing::{matches_key, matches_first_line}` against other formats'
+//!    keys and lines: `cargo test`.
 //!
 //! 4. Build the component:
 //!
