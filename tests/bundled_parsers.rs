@@ -210,3 +210,35 @@ fn the_alb_component_agrees_with_the_native_parser() {
     assert_eq!(native.len(), 3000);
     assert_eq!(component.0, native);
 }
+
+#[test]
+fn a_cloudtrail_file_of_several_megabytes_on_one_line_parses_through_the_component() {
+    let event = |i: usize| {
+        format!(
+            r#"{{"eventVersion":"1.08","eventTime":"2024-05-01T12:{:02}:{:02}Z","eventSource":"s3.amazonaws.com","eventName":"GetObject","awsRegion":"us-east-1","sourceIPAddress":"192.0.2.{}","userAgent":"aws-cli/2.15 Python/3.11","requestParameters":{{"bucketName":"logs","key":"object-{i}"}},"requestID":"REQ{i:08}","eventID":"{i:08}-0000-4000-8000-000000000000","recipientAccountId":"123456789012"}}"#,
+            i / 60 % 60,
+            i % 60,
+            i % 250
+        )
+    };
+    let count = 12_000;
+    let records: Vec<String> = (0..count).map(event).collect();
+    let document = format!("{{\"Records\":[{}]}}", records.join(","));
+    assert!(document.len() > 3 << 20, "{} bytes", document.len());
+    let key = "AWSLogs/123456789012/CloudTrail/us-east-1/2024/05/01/123456789012_CloudTrail_us-east-1_20240501T1205Z_abcdefghijklmnop.json.gz";
+    let mut counting = Counting::default();
+    let mut summary = ObjectSummary::default();
+    parse_object(
+        parsers(),
+        &ParserChoice::Auto,
+        key,
+        document.as_bytes(),
+        BatchLimits::default(),
+        &mut counting,
+        &mut summary,
+    )
+    .unwrap();
+    assert_eq!(summary.parser, "cloudtrail");
+    assert_eq!((summary.outcome.lines, counting.records), (1, count as u64));
+    assert!(counting.errors.is_empty(), "{:?}", counting.errors);
+}
