@@ -1,14 +1,20 @@
 //! s3logd moves AWS access logs from S3 into a log store.
 //!
-//! The modules follow the data path: an SQS `notification` names objects,
-//! `object` streams each from S3, `decode` decompresses it and cuts it into
-//! line batches, `parse` runs the parser component over them, `sink`
-//! delivers the records, and the message is acknowledged only when every
-//! record of it is stored.
+//! The modules follow the data path: the `queue` receives SQS messages, a
+//! `notification` names objects, `object` streams each from S3, `decode`
+//! decompresses it and cuts it into line batches, `parse` runs the parser
+//! component over them, `sink` delivers the records, and `ack` deletes the
+//! message only when every record of it is stored. `shutdown` and
+//! `metrics` look after the process as a whole.
 
+pub mod ack;
 pub mod config;
 pub mod decode;
+pub mod metrics;
 pub mod notification;
+pub mod object;
 pub mod parse;
 pub mod pipeline;
+pub mod queue;
+pub mod shutdown;
 pub mod sink;

@@ -30,13 +30,39 @@ enum Command {
         #[arg(long = "parser", value_name = "FILE.wasm")]
         parsers: Vec<PathBuf>,
     },
+    /// Run the collector: take every log object announced on the SQS queue
+    /// into VictoriaLogs, deleting a message only once every record of it
+    /// is stored.
+    #[command(after_long_help = CONFIG_HELP)]
+    Run {
+        /// The TOML configuration file.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Validate a configuration file and print the effective configuration
+    /// (defaults and S3LOGD_* environment overrides applied, secrets
+    /// masked), or every problem found.
+    #[command(after_long_help = CONFIG_HELP)]
+    CheckConfig {
+        /// The TOML configuration file.
+        file: PathBuf,
+    },
 }
+
+/// The commented example configuration (host/s3logd.example.toml), shown
+/// by `--help`: it documents every key.
+const CONFIG_HELP: &str = concat!(
+    "Configuration (host/s3logd.example.toml in the source tree documents every key):\n\n",
+    include_str!("../s3logd.example.toml")
+);
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Parse(args) => commands::parse::run(args),
         Command::Parsers { parsers } => commands::parsers::run(&parsers),
+        Command::Run { config } => commands::run::run(&config),
+        Command::CheckConfig { file } => commands::check_config::run(&file),
     };
     match result {
         Ok(code) => code,

@@ -118,6 +118,7 @@ pub fn parse_object(
                     },
                 };
                 summary.parser = parser.info.name.clone();
+                visitor.parser_chosen(&parser.info.name);
                 let opened =
                     parser
                         .open(object_key, options)

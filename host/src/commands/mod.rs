@@ -1,7 +1,9 @@
 //! One module per subcommand.
 
+pub mod check_config;
 pub mod parse;
 pub mod parsers;
+pub mod run;
 
 use std::path::PathBuf;
 use std::sync::Arc;

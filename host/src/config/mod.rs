@@ -45,8 +45,8 @@ pub struct QueueConfig {
     /// objects are processed.
     pub visibility_timeout_secs: u32,
     pub heartbeat_interval_secs: u32,
-    /// An unrecognized message received more often than this is no longer
-    /// returned to the queue, leaving it to the queue's redrive policy.
+    /// A message received more often than this is given up: neither
+    /// worked on, extended nor deleted, left to the queue's redrive policy.
     pub max_receive_count: u32,
     /// Objects processed at once.
     pub concurrency: u32,
@@ -81,7 +81,8 @@ pub struct ObjectsConfig {
     /// Empty: objects of any bucket are fetched.
     pub allowed_buckets: Vec<String>,
     pub max_line_bytes: u64,
-    /// Global budget of object bytes in flight; receiving pauses above it.
+    /// Global budget of encoded record bytes handed to the sink and not yet
+    /// acknowledged; parsing waits and receiving pauses while it is used up.
     pub in_flight_bytes: u64,
 }
 
@@ -164,6 +165,9 @@ pub struct VictoriaLogsConfig {
     pub bearer_token: Option<Secret>,
     pub headers: BTreeMap<String, String>,
     pub request_timeout_secs: u64,
+    /// Requests sent at once; more batches wait, and so do callers once
+    /// the buffered bytes reach a batch per request plus one.
+    pub max_requests_in_flight: u32,
     /// Extra CA certificates (PEM) trusted for the sink's TLS.
     pub tls_ca_file: Option<PathBuf>,
 }
@@ -183,6 +187,7 @@ impl Default for VictoriaLogsConfig {
             bearer_token: None,
             headers: BTreeMap::new(),
             request_timeout_secs: 30,
+            max_requests_in_flight: 2,
             tls_ca_file: None,
         }
     }

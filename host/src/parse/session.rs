@@ -83,6 +83,9 @@ impl<'a> Record<'a> {
 
 /// Receives what a batch produced.
 pub trait RecordVisitor {
+    /// Called once per object, before its first record, with the name of
+    /// the parser that reads it (known only after detection).
+    fn parser_chosen(&mut self, _parser: &str) {}
     fn record(&mut self, record: &Record<'_>);
     /// `line` is 1-based within the object.
     fn line_error(&mut self, line: u64, reason: &str);

@@ -1,0 +1,62 @@
+//! What becomes of a message once its objects were worked on: deleted only
+//! when every object it names was stored completely.
+
+/// How one object of a message ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectOutcome {
+    /// Parsed to the end and every record acknowledged by the sink.
+    Stored,
+    /// Failed for good on this attempt (corrupt data, parser failure, a
+    /// store that rejects the records, a refused bucket).
+    Failed,
+    /// Not finished because the collector is shutting down.
+    Unfinished,
+}
+
+/// What to do with the message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ack {
+    /// Every object is stored (or the message named none).
+    Delete,
+    /// Leave it invisible until its visibility timeout: a retry now would
+    /// most likely fail the same way, and after enough receives the queue's
+    /// redrive policy moves it to the dead-letter queue.
+    Keep,
+    /// Make it visible again now so that another consumer takes it over.
+    Release,
+}
+
+pub fn decide(outcomes: &[ObjectOutcome]) -> Ack {
+    if outcomes.contains(&ObjectOutcome::Failed) {
+        Ack::Keep
+    } else if outcomes.contains(&ObjectOutcome::Unfinished) {
+        Ack::Release
+    } else {
+        Ack::Delete
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ObjectOutcome::*;
+    use super::*;
+
+    #[test]
+    fn deleted_only_when_every_object_is_stored() {
+        assert_eq!(decide(&[Stored]), Ack::Delete);
+        assert_eq!(decide(&[Stored, Stored, Stored]), Ack::Delete);
+        assert_eq!(decide(&[Stored, Failed, Stored]), Ack::Keep);
+        assert_eq!(decide(&[Failed]), Ack::Keep);
+    }
+
+    #[test]
+    fn a_message_naming_no_object_is_deleted() {
+        assert_eq!(decide(&[]), Ack::Delete);
+    }
+
+    #[test]
+    fn unfinished_work_is_released_unless_something_failed() {
+        assert_eq!(decide(&[Stored, Unfinished]), Ack::Release);
+        assert_eq!(decide(&[Unfinished, Failed]), Ack::Keep);
+    }
+}

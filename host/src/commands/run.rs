@@ -1,0 +1,174 @@
+//! `s3logd run`: the collector. Loads the configuration and the parsers,
+//! connects to AWS, starts the sink and the metrics endpoint, and runs the
+//! queue loop until a signal stops it.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use aws_config::{BehaviorVersion, Region};
+use regex::Regex;
+use tokio::sync::Semaphore;
+use tracing_subscriber::EnvFilter;
+
+use s3logd::config::{Config, LogConfig, LogFormat};
+use s3logd::decode::BatchLimits;
+use s3logd::metrics::{Metrics, SinkCounters};
+use s3logd::object::ObjectProcessor;
+use s3logd::object::enrich::Enricher;
+use s3logd::object::routing::Router;
+use s3logd::parse::{Limits, Parsers, Runtime};
+use s3logd::queue::Collector;
+use s3logd::queue::budget::ByteBudget;
+use s3logd::shutdown::Shutdown;
+use s3logd::sink::victorialogs::VictoriaLogs;
+
+pub fn run(config_path: &Path) -> Result<ExitCode> {
+    let config = Config::load(config_path)
+        .map_err(|errors| anyhow::anyhow!("{}:\n{errors}", config_path.display()))?;
+    init_logging(&config.log);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let result = runtime.block_on(collect(config));
+    // Parsing threads of abandoned objects must not hold up the exit.
+    runtime.shutdown_background();
+    result.map(|()| ExitCode::SUCCESS)
+}
+
+fn init_logging(log: &LogConfig) {
+    // The level was validated with the configuration.
+    let filter = EnvFilter::try_new(&log.level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match log.format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+async fn collect(config: Config) -> Result<()> {
+    let shutdown = Shutdown::default();
+    tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move {
+            if let Err(error) = shutdown.watch_signals().await {
+                tracing::error!(%error, "cannot watch for SIGTERM/SIGINT");
+            }
+        }
+    });
+    let metrics = Arc::new(Metrics::default());
+
+    let parsers = {
+        let limits = Limits {
+            call_timeout: Duration::from_millis(config.parsers.call_timeout_ms),
+            memory_bytes: (config.parsers.memory_limit_mib as usize) << 20,
+        };
+        let paths = config.parsers.paths.clone();
+        tokio::task::spawn_blocking(move || Parsers::load(Arc::new(Runtime::new(limits)?), &paths))
+            .await
+            .expect("loading parsers does not panic")?
+    };
+    let router = Router::new(&config.routes, |name| parsers.get(name).cloned())?;
+    let parsers = Arc::new(parsers);
+    tracing::info!(parsers = ?parsers.names(), "parsers loaded");
+
+    let (sqs, s3) = aws_clients(&config).await;
+    let sink = VictoriaLogs::start(
+        &config.sink.victorialogs,
+        config.enrich.stream_fields.clone(),
+        shutdown.abandon().clone(),
+    )?;
+    let budget = Arc::new(ByteBudget::new(config.objects.in_flight_bytes));
+    let key_regex = config
+        .enrich
+        .key_regex
+        .as_deref()
+        .map(Regex::new)
+        .transpose()?;
+    let processor = Arc::new(ObjectProcessor {
+        s3,
+        parsers,
+        router,
+        enricher: Enricher::new(key_regex),
+        allowed_buckets: config.objects.allowed_buckets.clone(),
+        limits: BatchLimits {
+            max_line_bytes: usize::try_from(config.objects.max_line_bytes).unwrap_or(usize::MAX),
+            ..BatchLimits::default()
+        },
+        sink: sink.clone(),
+        budget: budget.clone(),
+        metrics: metrics.clone(),
+    });
+
+    let listen: SocketAddr = config.metrics.listen.parse()?;
+    let render = {
+        let metrics = metrics.clone();
+        let budget = budget.clone();
+        move || {
+            let stats = sink.stats();
+            let counters = SinkCounters {
+                requests: stats.requests.load(Ordering::Relaxed),
+                retries: stats.retries.load(Ordering::Relaxed),
+                failures: stats.failures.load(Ordering::Relaxed),
+                records: stats.records_sent.load(Ordering::Relaxed),
+            };
+            metrics.render(budget.used(), counters)
+        }
+    };
+    let server_stop = tokio_util::sync::CancellationToken::new();
+    let server = tokio::spawn(s3logd::metrics::serve(
+        listen,
+        metrics.clone(),
+        render,
+        server_stop.clone(),
+    ));
+
+    let collector = Arc::new(Collector {
+        sqs,
+        queue: config.queue.clone(),
+        processor,
+        object_slots: Arc::new(Semaphore::new(config.queue.concurrency as usize)),
+        budget,
+        metrics,
+        shutdown,
+        grace_period: Duration::from_secs(config.shutdown.grace_period_secs),
+    });
+    tracing::info!(queue = %config.queue.url, "collecting");
+    tokio::select! {
+        () = collector.run() => {}
+        served = server => {
+            served.expect("the metrics server does not panic")?;
+        }
+    }
+    server_stop.cancel();
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Credentials and region from aws-config's default chain; the endpoint
+/// override (S3-compatible stores, tests) also switches S3 to path-style
+/// addressing, which such stores expect.
+async fn aws_clients(config: &Config) -> (aws_sdk_sqs::Client, aws_sdk_s3::Client) {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    if let Some(region) = &config.aws.region {
+        loader = loader.region(Region::new(region.clone()));
+    }
+    if let Some(endpoint) = &config.aws.endpoint_url {
+        loader = loader.endpoint_url(endpoint);
+    }
+    let sdk_config = loader.load().await;
+    let s3_config = aws_sdk_s3::config::Builder::from(&sdk_config)
+        .force_path_style(config.aws.endpoint_url.is_some())
+        .build();
+    (
+        aws_sdk_sqs::Client::new(&sdk_config),
+        aws_sdk_s3::Client::from_conf(s3_config),
+    )
+}

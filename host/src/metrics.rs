@@ -1,0 +1,419 @@
+//! The collector's counters and gauges, and the HTTP endpoint that shows them:
+//! Prometheus text on `/metrics`, liveness on `/healthz`, readiness on
+//! `/readyz`.
+//!
+//! Plain atomics: every value is a `u64` bumped on the data path, and
+//! rendering the few dozen lines by hand costs less than a metrics library.
+
+use std::convert::Infallible;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use anyhow::{Context, Result};
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// Why an object failed, as the `reason` label of
+/// `s3logd_objects_failed_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureReason {
+    Read,
+    NoParser,
+    Trap,
+    Timeout,
+    OutOfMemory,
+    BadOutput,
+    Refused,
+    Sink,
+    BucketNotAllowed,
+}
+
+impl FailureReason {
+    const ALL: [FailureReason; 9] = [
+        FailureReason::Read,
+        FailureReason::NoParser,
+        FailureReason::Trap,
+        FailureReason::Timeout,
+        FailureReason::OutOfMemory,
+        FailureReason::BadOutput,
+        FailureReason::Refused,
+        FailureReason::Sink,
+        FailureReason::BucketNotAllowed,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            FailureReason::Read => "read",
+            FailureReason::NoParser => "no_parser",
+            FailureReason::Trap => "trap",
+            FailureReason::Timeout => "timeout",
+            FailureReason::OutOfMemory => "out_of_memory",
+            FailureReason::BadOutput => "bad_output",
+            FailureReason::Refused => "refused",
+            FailureReason::Sink => "sink",
+            FailureReason::BucketNotAllowed => "bucket_not_allowed",
+        }
+    }
+
+    /// The reason for a pipeline error kind (`ObjectError::kind`).
+    pub fn from_kind(kind: &str) -> FailureReason {
+        FailureReason::ALL
+            .into_iter()
+            .find(|reason| reason.label() == kind)
+            .unwrap_or(FailureReason::Read)
+    }
+}
+
+/// A counter or gauge.
+#[derive(Default)]
+pub struct Value(AtomicU64);
+
+impl Value {
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn inc(&self) {
+        self.add(1);
+    }
+
+    pub fn sub(&self, n: u64) {
+        self.0.fetch_sub(n, Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Counters of the sink, read when `/metrics` is rendered.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SinkCounters {
+    pub requests: u64,
+    pub retries: u64,
+    pub failures: u64,
+    pub records: u64,
+}
+
+#[derive(Default)]
+pub struct Metrics {
+    pub messages_received: Value,
+    pub messages_deleted: Value,
+    pub messages_unrecognized: Value,
+    pub messages_released: Value,
+    pub messages_given_up: Value,
+    pub events_ignored: Value,
+    pub test_events: Value,
+    pub objects_processed: Value,
+    objects_failed: [Value; FailureReason::ALL.len()],
+    pub bytes_read: Value,
+    pub lines: Value,
+    pub records: Value,
+    pub parse_errors: Value,
+    pub heartbeats: Value,
+    pub messages_in_flight: Value,
+    pub objects_in_flight: Value,
+    /// Set once parsers are loaded and the queue answered a receive.
+    ready: AtomicBool,
+    shutting_down: AtomicBool,
+}
+
+impl Metrics {
+    pub fn object_failed(&self, reason: FailureReason) {
+        let index = FailureReason::ALL
+            .iter()
+            .position(|r| *r == reason)
+            .expect("every reason is listed");
+        self.objects_failed[index].inc();
+    }
+
+    pub fn objects_failed(&self, reason: FailureReason) -> u64 {
+        let index = FailureReason::ALL
+            .iter()
+            .position(|r| *r == reason)
+            .expect("every reason is listed");
+        self.objects_failed[index].get()
+    }
+
+    pub fn set_ready(&self) {
+        self.ready.store(true, Ordering::Relaxed);
+    }
+
+    pub fn set_shutting_down(&self) {
+        self.shutting_down.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed) && !self.shutting_down.load(Ordering::Relaxed)
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self, bytes_in_flight: u64, sink: SinkCounters) -> String {
+        let mut out = String::with_capacity(4096);
+        let counters = [
+            (
+                "messages_received",
+                "SQS messages received.",
+                self.messages_received.get(),
+            ),
+            (
+                "messages_deleted",
+                "SQS messages deleted after every object was stored.",
+                self.messages_deleted.get(),
+            ),
+            (
+                "messages_unrecognized",
+                "SQS messages whose body is no known notification, left to the redrive policy.",
+                self.messages_unrecognized.get(),
+            ),
+            (
+                "messages_released",
+                "Unfinished SQS messages made visible again at shutdown.",
+                self.messages_released.get(),
+            ),
+            (
+                "messages_given_up",
+                "SQS messages received more than queue.max_receive_count times, left to the redrive policy.",
+                self.messages_given_up.get(),
+            ),
+            (
+                "events_ignored",
+                "Notification events that announce no new object.",
+                self.events_ignored.get(),
+            ),
+            (
+                "test_events",
+                "s3:TestEvent messages deleted.",
+                self.test_events.get(),
+            ),
+            (
+                "objects_processed",
+                "Objects whose every record was stored.",
+                self.objects_processed.get(),
+            ),
+            (
+                "bytes_read",
+                "Object bytes read from S3, as stored (before decompression).",
+                self.bytes_read.get(),
+            ),
+            ("lines", "Lines read from objects.", self.lines.get()),
+            ("records", "Records parsed.", self.records.get()),
+            (
+                "parse_errors",
+                "Lines that failed to parse or were too long.",
+                self.parse_errors.get(),
+            ),
+            (
+                "heartbeats",
+                "Visibility extensions of messages in progress.",
+                self.heartbeats.get(),
+            ),
+            ("sink_requests", "Requests sent to the sink.", sink.requests),
+            ("sink_retries", "Sink requests retried.", sink.retries),
+            (
+                "sink_failures",
+                "Sink deliveries that failed for good.",
+                sink.failures,
+            ),
+            ("sink_records", "Records the sink accepted.", sink.records),
+        ];
+        for (name, help, value) in &counters {
+            metric(&mut out, name, "counter", help, value);
+        }
+        let name = "s3logd_objects_failed_total";
+        let _ = writeln!(out, "# HELP {name} Objects that failed, by reason.");
+        let _ = writeln!(out, "# TYPE {name} counter");
+        for reason in FailureReason::ALL {
+            let _ = writeln!(
+                out,
+                "{name}{{reason=\"{}\"}} {}",
+                reason.label(),
+                self.objects_failed(reason)
+            );
+        }
+        let gauges = [
+            (
+                "messages_in_flight",
+                "Messages being processed.",
+                self.messages_in_flight.get(),
+            ),
+            (
+                "objects_in_flight",
+                "Objects being processed.",
+                self.objects_in_flight.get(),
+            ),
+            (
+                "bytes_in_flight",
+                "Encoded record bytes handed to the sink and not yet acknowledged.",
+                bytes_in_flight,
+            ),
+        ];
+        for (name, help, value) in &gauges {
+            metric(&mut out, name, "gauge", help, value);
+        }
+        out
+    }
+}
+
+fn metric(out: &mut String, name: &str, kind: &str, help: &str, value: &u64) {
+    let suffix = if kind == "counter" { "_total" } else { "" };
+    let _ = writeln!(out, "# HELP s3logd_{name}{suffix} {help}");
+    let _ = writeln!(out, "# TYPE s3logd_{name}{suffix} {kind}");
+    let _ = writeln!(out, "s3logd_{name}{suffix} {value}");
+}
+
+/// Serves `/metrics`, `/healthz` and `/readyz` until `stop` fires.
+/// `render` produces the `/metrics` body.
+pub async fn serve(
+    listen: SocketAddr,
+    metrics: Arc<Metrics>,
+    render: impl Fn() -> String + Send + Sync + 'static,
+    stop: CancellationToken,
+) -> Result<()> {
+    let listener = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("listening for metrics on {listen}"))?;
+    tracing::info!(%listen, "serving /metrics, /healthz and /readyz");
+    let render = Arc::new(render);
+    loop {
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    tracing::warn!(%error, "accepting a metrics connection failed");
+                    continue;
+                }
+            },
+            () = stop.cancelled() => return Ok(()),
+        };
+        let metrics = metrics.clone();
+        let render = render.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |request: Request<Incoming>| {
+                let response = respond(&request, &metrics, &*render);
+                async move { Ok::<_, Infallible>(response) }
+            });
+            // A client that hangs up early is its own business.
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+fn respond(
+    request: &Request<Incoming>,
+    metrics: &Metrics,
+    render: &dyn Fn() -> String,
+) -> Response<Full<Bytes>> {
+    let (status, content_type, body) = match (request.method(), request.uri().path()) {
+        (&Method::GET, "/metrics") => (
+            StatusCode::OK,
+            "text/plain; version=0.0.4; charset=utf-8",
+            render(),
+        ),
+        (&Method::GET, "/healthz") => (StatusCode::OK, "text/plain", "ok\n".to_owned()),
+        (&Method::GET, "/readyz") if metrics.is_ready() => {
+            (StatusCode::OK, "text/plain", "ready\n".to_owned())
+        }
+        (&Method::GET, "/readyz") => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain",
+            "not ready\n".to_owned(),
+        ),
+        _ => (
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            "not found\n".to_owned(),
+        ),
+    };
+    Response::builder()
+        .status(status)
+        .header(hyper::header::CONTENT_TYPE, content_type)
+        .body(Full::new(Bytes::from(body)))
+        .expect("a static response is valid")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(text: &str, series: &str) -> Option<u64> {
+        text.lines()
+            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+    }
+
+    #[test]
+    fn render_shows_counters_failures_by_reason_and_gauges() {
+        let metrics = Metrics::default();
+        metrics.messages_received.add(3);
+        metrics.object_failed(FailureReason::Trap);
+        metrics.object_failed(FailureReason::Trap);
+        metrics.object_failed(FailureReason::from_kind("bucket_not_allowed"));
+        metrics.objects_in_flight.add(2);
+        metrics.objects_in_flight.sub(1);
+        let sink = SinkCounters {
+            requests: 7,
+            retries: 2,
+            failures: 1,
+            records: 40,
+        };
+        let text = metrics.render(1234, sink);
+        assert_eq!(sample(&text, "s3logd_messages_received_total"), Some(3));
+        assert_eq!(
+            sample(&text, "s3logd_objects_failed_total{reason=\"trap\"}"),
+            Some(2)
+        );
+        assert_eq!(
+            sample(
+                &text,
+                "s3logd_objects_failed_total{reason=\"bucket_not_allowed\"}"
+            ),
+            Some(1)
+        );
+        assert_eq!(
+            sample(&text, "s3logd_objects_failed_total{reason=\"sink\"}"),
+            Some(0)
+        );
+        assert_eq!(sample(&text, "s3logd_objects_in_flight"), Some(1));
+        assert_eq!(sample(&text, "s3logd_bytes_in_flight"), Some(1234));
+        assert_eq!(sample(&text, "s3logd_sink_retries_total"), Some(2));
+        assert_eq!(sample(&text, "s3logd_sink_records_total"), Some(40));
+        assert!(text.contains("# TYPE s3logd_bytes_in_flight gauge"));
+        assert!(text.contains("# TYPE s3logd_heartbeats_total counter"));
+    }
+
+    #[test]
+    fn every_pipeline_error_kind_has_its_own_reason() {
+        for kind in [
+            "read",
+            "no_parser",
+            "trap",
+            "timeout",
+            "out_of_memory",
+            "bad_output",
+            "refused",
+        ] {
+            assert_eq!(FailureReason::from_kind(kind).label(), kind);
+        }
+    }
+
+    #[test]
+    fn ready_only_between_first_poll_and_shutdown() {
+        let metrics = Metrics::default();
+        assert!(!metrics.is_ready());
+        metrics.set_ready();
+        assert!(metrics.is_ready());
+        metrics.set_shutting_down();
+        assert!(!metrics.is_ready());
+    }
+}
