@@ -195,3 +195,6 @@ impl VictoriaLogs {
         &self.shared.stats
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,168 @@
+//! What the VictoriaLogs sink costs per line on top of parsing: writing
+//! records as JSON lines, then compressing batches of them with each
+//! `compression` setting, over realistic ALB lines parsed by the bundled
+//! parser.
+//!
+//! cargo bench -p s3logd --bench sink_encoding --profile dev \
+//!     --config 'profile.dev.package.s3logd.opt-level=3'
+//!
+//! (dev keeps wasmtime's already-optimised build; the override optimises
+//! s3logd's own code, JsonLineWriter included). `SINK_BENCH_LINES` sets the
+//! number of lines (default 50 000).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use s3logd::config::Compression;
+use s3logd::decode::BatchLimits;
+use s3logd::parse::{Limits, Parsers, Record, RecordVisitor, Runtime};
+use s3logd::pipeline::{ObjectSummary, ParserChoice, parse_object};
+use s3logd::sink::json::JsonLineWriter;
+use s3logd::sink::victorialogs::compress;
+
+const ROUNDS: usize = 3;
+const KEY: &str = "AWSLogs/123456789012/elasticloadbalancing/eu-west-1/2024/05/06/123456789012_elasticloadbalancing_eu-west-1_app.web.1_20240506T0705Z_10.0.0.1_abc.log";
+
+/// Writes every record as a JSON line.
+struct JsonLines {
+    writer: JsonLineWriter,
+    out: Vec<u8>,
+}
+
+impl RecordVisitor for JsonLines {
+    fn record(&mut self, record: &Record<'_>) {
+        self.writer.write(record, &mut self.out);
+    }
+
+    fn line_error(&mut self, line: u64, reason: &str) {
+        panic!("line {line} of generated ALB lines failed: {reason}");
+    }
+}
+
+/// Only counts, for the parse time without encoding.
+struct Count(u64);
+
+impl RecordVisitor for Count {
+    fn record(&mut self, _: &Record<'_>) {
+        self.0 += 1;
+    }
+
+    fn line_error(&mut self, line: u64, reason: &str) {
+        panic!("line {line} of generated ALB lines failed: {reason}");
+    }
+}
+
+/// The fastest of ROUNDS runs of `work`.
+fn best_of(mut work: impl FnMut()) -> Duration {
+    (0..ROUNDS)
+        .map(|_| {
+            let start = Instant::now();
+            work();
+            start.elapsed()
+        })
+        .min()
+        .expect("at least one round")
+}
+
+fn micros_per_line(elapsed: Duration, lines: usize) -> f64 {
+    elapsed.as_secs_f64() * 1e6 / lines as f64
+}
+
+/// Cuts JSON lines into batches of about `batch_bytes`, at line ends.
+fn batches(json: &[u8], batch_bytes: usize) -> Vec<Vec<u8>> {
+    let mut batches = Vec::new();
+    let mut rest = json;
+    while !rest.is_empty() {
+        let end = if rest.len() <= batch_bytes {
+            rest.len()
+        } else {
+            batch_bytes
+                + memchr::memchr(b'\n', &rest[batch_bytes..])
+                    .map_or(rest.len() - batch_bytes, |i| i + 1)
+        };
+        batches.push(rest[..end].to_vec());
+        rest = &rest[end..];
+    }
+    batches
+}
+
+fn main() {
+    let line_count: usize = std::env::var("SINK_BENCH_LINES")
+        .ok()
+        .map(|n| n.parse().expect("SINK_BENCH_LINES is a number"))
+        .unwrap_or(50_000);
+    let raw = s3logd_test_support::alb::lines(1, line_count);
+    let runtime = Arc::new(Runtime::new(Limits::default()).expect("wasm runtime"));
+    let parsers = Parsers::load(runtime, &[]).expect("bundled parsers");
+    let alb = parsers.get("alb").expect("the bundled alb parser").clone();
+    let choice = ParserChoice::Named(alb, Vec::new());
+
+    let mut json = Vec::new();
+    let with_json = best_of(|| {
+        let mut visitor = JsonLines {
+            writer: JsonLineWriter::new(&[("bucket".into(), "logs".into())]),
+            out: Vec::with_capacity(raw.len() * 2),
+        };
+        parse_object(
+            &parsers,
+            &choice,
+            KEY,
+            raw.as_bytes(),
+            BatchLimits::default(),
+            &mut visitor,
+            &mut ObjectSummary::default(),
+        )
+        .expect("parses");
+        json = visitor.out;
+    });
+    let parse_only = best_of(|| {
+        let mut visitor = Count(0);
+        parse_object(
+            &parsers,
+            &choice,
+            KEY,
+            raw.as_bytes(),
+            BatchLimits::default(),
+            &mut visitor,
+            &mut ObjectSummary::default(),
+        )
+        .expect("parses");
+        assert_eq!(visitor.0 as usize, line_count);
+    });
+    println!(
+        "{line_count} ALB lines, {:.0} B/line raw, {:.0} B/line as JSON",
+        raw.len() as f64 / line_count as f64,
+        json.len() as f64 / line_count as f64
+    );
+    println!(
+        "parse only {:.2} µs/line, parse + JSON {:.2} µs/line: JSON encoding ≈ {:.2} µs/line",
+        micros_per_line(parse_only, line_count),
+        micros_per_line(with_json, line_count),
+        micros_per_line(with_json.saturating_sub(parse_only), line_count)
+    );
+
+    for batch_bytes in [1 << 20, 8 << 20] {
+        let batches = batches(&json, batch_bytes);
+        for compression in [Compression::None, Compression::Gzip, Compression::Zstd] {
+            let mut sent = 0;
+            let elapsed = best_of(|| {
+                sent = batches
+                    .iter()
+                    .map(|batch| {
+                        compress(compression, batch.clone())
+                            .expect("compresses")
+                            .0
+                            .len()
+                    })
+                    .sum();
+            });
+            println!(
+                "batches of {:>2} MiB, {compression:>4?}: {:.3} µs/line, ratio {:.1}:1 ({:.0} B/line sent)",
+                batch_bytes >> 20,
+                micros_per_line(elapsed, line_count),
+                json.len() as f64 / sent as f64,
+                sent as f64 / line_count as f64
+            );
+        }
+    }
+}
