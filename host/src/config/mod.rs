@@ -164,6 +164,9 @@ pub struct VictoriaLogsConfig {
     pub bearer_token: Option<Secret>,
     pub headers: BTreeMap<String, String>,
     pub request_timeout_secs: u64,
+    /// Requests sent at once; more batches wait, and so do callers once
+    /// the buffered bytes reach a batch per request plus one.
+    pub max_requests_in_flight: u32,
     /// Extra CA certificates (PEM) trusted for the sink's TLS.
     pub tls_ca_file: Option<PathBuf>,
 }
@@ -183,6 +186,7 @@ impl Default for VictoriaLogsConfig {
             bearer_token: None,
             headers: BTreeMap::new(),
             request_timeout_secs: 30,
+            max_requests_in_flight: 2,
             tls_ca_file: None,
         }
     }

@@ -94,8 +94,12 @@ fn defaults_fill_everything_but_the_required_urls() {
     assert!(sink.username.is_none() && sink.password.is_none() && sink.bearer_token.is_none());
     assert!(sink.headers.is_empty());
     assert_eq!(
-        (sink.request_timeout_secs, sink.tls_ca_file.as_deref()),
-        (30, None)
+        (
+            sink.request_timeout_secs,
+            sink.max_requests_in_flight,
+            sink.tls_ca_file.as_deref()
+        ),
+        (30, 2, None)
     );
     assert_eq!(config.metrics.listen, "127.0.0.1:9477");
     assert_eq!(
@@ -268,6 +272,7 @@ username = "u"
 password = "p"
 bearer_token = "t"
 batch_max_records = 0
+max_requests_in_flight = 0
 [metrics]
 listen = "localhost"
 [log]
@@ -284,6 +289,7 @@ level = "info,=="
             "aws.endpoint_url",
             "routes[0].parser",
             "sink.victorialogs.batch_max_records",
+            "sink.victorialogs.max_requests_in_flight",
             "sink.victorialogs.bearer_token",
             "metrics.listen",
             "log.level",

@@ -157,6 +157,11 @@ impl Config {
             victorialogs.request_timeout_secs,
             1..=u64::MAX,
         );
+        problems.in_range(
+            "sink.victorialogs.max_requests_in_flight",
+            victorialogs.max_requests_in_flight,
+            1..=64,
+        );
         match (
             &victorialogs.username,
             &victorialogs.password,

@@ -1,3 +1,4 @@
 //! Delivering records to log stores.
 
 pub mod json;
+pub mod victorialogs;

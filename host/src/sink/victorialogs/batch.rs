@@ -1,0 +1,244 @@
+//! Gathers the chunks of every caller into batches bounded by bytes,
+//! records and age, and hands each sealed batch to a request task, with a
+//! bounded number of them in flight. Chunks are never split, so a batch
+//! exceeds the limits only when a single chunk does.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::endpoint::Endpoint;
+use super::{SinkError, SinkStats, compress};
+use crate::config::VictoriaLogsConfig;
+
+pub(super) struct BatchLimits {
+    pub max_bytes: u64,
+    pub max_records: u64,
+    pub max_age: Duration,
+}
+
+impl BatchLimits {
+    pub(super) fn from_config(config: &VictoriaLogsConfig) -> BatchLimits {
+        BatchLimits {
+            max_bytes: config.batch_max_bytes,
+            max_records: config.batch_max_records,
+            max_age: Duration::from_millis(config.batch_max_age_ms),
+        }
+    }
+}
+
+/// Lines from one `send`.
+pub(super) struct Chunk {
+    pub lines: Vec<u8>,
+    pub records: u64,
+    pub delivery: oneshot::Sender<Result<(), SinkError>>,
+    /// The chunk's share of the buffer budget, returned when it resolves.
+    pub budget: OwnedSemaphorePermit,
+}
+
+/// A caller waiting for its chunk's outcome.
+struct Waiter {
+    delivery: oneshot::Sender<Result<(), SinkError>>,
+    _budget: OwnedSemaphorePermit,
+}
+
+#[derive(Default)]
+struct Batch {
+    lines: Vec<u8>,
+    records: u64,
+    waiters: Vec<Waiter>,
+    sealed_by: Option<Instant>,
+}
+
+impl Batch {
+    fn is_empty(&self) -> bool {
+        self.waiters.is_empty()
+    }
+
+    fn has_room_for(&self, chunk: &Chunk, limits: &BatchLimits) -> bool {
+        (self.lines.len() + chunk.lines.len()) as u64 <= limits.max_bytes
+            && self.records + chunk.records <= limits.max_records
+    }
+
+    fn is_full(&self, limits: &BatchLimits) -> bool {
+        self.lines.len() as u64 >= limits.max_bytes || self.records >= limits.max_records
+    }
+
+    fn push(&mut self, chunk: Chunk, limits: &BatchLimits) {
+        if self.lines.is_empty() {
+            self.lines = chunk.lines;
+        } else {
+            self.lines.extend_from_slice(&chunk.lines);
+        }
+        self.records += chunk.records;
+        self.waiters.push(Waiter {
+            delivery: chunk.delivery,
+            _budget: chunk.budget,
+        });
+        self.sealed_by
+            .get_or_insert_with(|| Instant::now() + limits.max_age);
+    }
+
+    fn resolve(self, result: Result<(), SinkError>) {
+        resolve(self.waiters, result);
+    }
+}
+
+fn resolve(waiters: Vec<Waiter>, result: Result<(), SinkError>) {
+    for waiter in waiters {
+        // A caller that dropped its Delivery no longer cares.
+        let _ = waiter.delivery.send(result.clone());
+    }
+}
+
+enum Event {
+    Chunk(Chunk),
+    Aged,
+    /// Every handle is gone.
+    Closed,
+    Cancelled,
+    RequestDone,
+}
+
+/// The batching task; returns once every handle is dropped and every batch
+/// resolved, or once `cancel` fired and everything pending was cancelled.
+pub(super) async fn run(
+    mut chunks: mpsc::UnboundedReceiver<Chunk>,
+    limits: BatchLimits,
+    max_requests_in_flight: usize,
+    endpoint: Arc<Endpoint>,
+    stats: Arc<SinkStats>,
+    cancel: CancellationToken,
+) {
+    let sender = Sender {
+        slots: Arc::new(Semaphore::new(max_requests_in_flight)),
+        endpoint,
+        stats,
+        cancel: cancel.clone(),
+    };
+    let mut requests = JoinSet::new();
+    let mut batch = Batch::default();
+    loop {
+        let event = tokio::select! {
+            biased;
+            _ = cancel.cancelled() => Event::Cancelled,
+            Some(_) = requests.join_next(), if !requests.is_empty() => Event::RequestDone,
+            _ = sleep_until(batch.sealed_by) => Event::Aged,
+            chunk = chunks.recv() => chunk.map_or(Event::Closed, Event::Chunk),
+        };
+        let sealed = match event {
+            Event::Chunk(chunk) => {
+                let mut sealed = None;
+                if !batch.is_empty() && !batch.has_room_for(&chunk, &limits) {
+                    sealed = Some(std::mem::take(&mut batch));
+                }
+                batch.push(chunk, &limits);
+                if let Some(full) = sealed {
+                    sender.dispatch(full, &mut requests).await;
+                }
+                if !batch.is_full(&limits) {
+                    continue;
+                }
+                std::mem::take(&mut batch)
+            }
+            Event::Aged => std::mem::take(&mut batch),
+            Event::Closed => {
+                if !batch.is_empty() {
+                    sender
+                        .dispatch(std::mem::take(&mut batch), &mut requests)
+                        .await;
+                }
+                break;
+            }
+            Event::Cancelled => {
+                std::mem::take(&mut batch).resolve(Err(SinkError::Cancelled));
+                // Chunks still queued are dropped with their senders, which
+                // resolves them Cancelled; later sends find the channel closed.
+                chunks.close();
+                break;
+            }
+            Event::RequestDone => continue,
+        };
+        sender.dispatch(sealed, &mut requests).await;
+    }
+    // Request tasks end on their own: accepted, rejected or cancelled.
+    while requests.join_next().await.is_some() {}
+}
+
+/// Wakes at the batch's deadline; never for an empty batch.
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+struct Sender {
+    /// One permit per request allowed in flight.
+    slots: Arc<Semaphore>,
+    endpoint: Arc<Endpoint>,
+    stats: Arc<SinkStats>,
+    cancel: CancellationToken,
+}
+
+impl Sender {
+    /// Starts the batch's request once a slot is free; while none is, the
+    /// batcher waits and the buffer budget makes callers wait too.
+    async fn dispatch(&self, batch: Batch, requests: &mut JoinSet<()>) {
+        let slot = tokio::select! {
+            biased;
+            _ = self.cancel.cancelled() => return batch.resolve(Err(SinkError::Cancelled)),
+            slot = self.slots.clone().acquire_owned() => slot.expect("request slots are never closed"),
+        };
+        requests.spawn(deliver(
+            batch,
+            self.endpoint.clone(),
+            self.stats.clone(),
+            self.cancel.clone(),
+            slot,
+        ));
+    }
+}
+
+async fn deliver(
+    batch: Batch,
+    endpoint: Arc<Endpoint>,
+    stats: Arc<SinkStats>,
+    cancel: CancellationToken,
+    _slot: OwnedSemaphorePermit,
+) {
+    let Batch {
+        lines,
+        records,
+        waiters,
+        ..
+    } = batch;
+    let uncompressed_bytes = lines.len() as u64;
+    let compression = endpoint.compression();
+    // Compression is CPU work of milliseconds per batch: off the async workers.
+    let (body, content_encoding) =
+        tokio::task::spawn_blocking(move || compress(compression, lines))
+            .await
+            .expect("compression does not panic")
+            .expect("compressing into memory does not fail");
+    let compressed_bytes = body.len() as u64;
+    let result = endpoint
+        .post_until_accepted(Bytes::from(body), content_encoding, &cancel)
+        .await;
+    if result.is_ok() {
+        stats.records_sent.fetch_add(records, Relaxed);
+        stats
+            .bytes_sent_uncompressed
+            .fetch_add(uncompressed_bytes, Relaxed);
+        stats
+            .bytes_sent_compressed
+            .fetch_add(compressed_bytes, Relaxed);
+    }
+    resolve(waiters, result);
+}
