@@ -446,3 +446,26 @@ async fn going_down_closes_open_connections() {
         "open connection not closed: {read:?}"
     );
 }
+
+#[tokio::test]
+async fn counting_receiver_counts_lines_keeps_no_rows_and_still_checks_the_protocol() {
+    let receiver = VictoriaLogs::start_counting();
+    let body = "{\"_msg\":\"one\"}\n\n{\"_msg\":\"two\"}\nnot even json\n";
+    let zstd = zstd::encode_all(body.as_bytes(), 0).expect("zstd");
+    let compressed = jsonline(&receiver, "")
+        .header("Content-Encoding", "zstd")
+        .body(zstd);
+    assert_eq!(status_of(compressed).await, 200);
+    let untyped = client()
+        .post(format!("{}/insert/jsonline", receiver.url()))
+        .body(body);
+    assert_eq!(status_of(untyped).await, 200);
+    let corrupt = jsonline(&receiver, "")
+        .header("Content-Encoding", "gzip")
+        .body(body);
+    assert_eq!(status_of(corrupt).await, 400);
+
+    assert!(receiver.rows().is_empty());
+    let counters = receiver.counters();
+    assert_eq!((counters.rows_stored, counters.dropped_bodies), (3, 1));
+}

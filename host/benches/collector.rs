@@ -1,0 +1,203 @@
+//! Full-path benchmark of `s3logd run` (issue 3 item 9): large gzipped ALB
+//! objects in moto's S3, announced on its SQS queue all at once, streamed
+//! through the collector into a receiver that only counts lines.
+//!
+//! moto's SQS manages about 90 messages/s, so the object path is measured
+//! with few objects of many lines. Reported: lines/s per busy core (the
+//! collector's own user+system CPU time), wall-clock lines/s, idle RSS and
+//! peak RSS (VmHWM) of the collector process.
+//!
+//!     cargo bench -p s3logd --bench collector
+//!
+//! `S3LOGD_BENCH_OBJECTS` (default 4) and `S3LOGD_BENCH_OBJECT_MB`
+//! (uncompressed MB per object, default 100) change the load.
+
+#[path = "../../tests/common/mod.rs"]
+mod common;
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use common::{BUCKET, Harness, Notify, alb_key};
+use flate2::write::GzEncoder;
+use s3logd_test_support::victorialogs::VictoriaLogs;
+
+/// How long the collector sits on an empty queue before its idle RSS is read.
+const IDLE: Duration = Duration::from_secs(5);
+const RUN_TIMEOUT: Duration = Duration::from_secs(900);
+
+fn main() {
+    let objects = env_number("S3LOGD_BENCH_OBJECTS", 4);
+    let object_mb = env_number("S3LOGD_BENCH_OBJECT_MB", 100);
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+        .block_on(bench(objects, object_mb));
+}
+
+fn env_number(name: &str, default: usize) -> usize {
+    std::env::var(name).map_or(default, |text| {
+        text.parse()
+            .unwrap_or_else(|e| panic!("{name}={text:?}: {e}"))
+    })
+}
+
+async fn bench(objects: usize, object_mb: usize) {
+    let harness = Harness::start_with_receiver(
+        Notify::Nothing,
+        Duration::from_secs(300),
+        VictoriaLogs::start_counting(),
+    )
+    .await;
+
+    let mut events = Vec::new();
+    let mut total_lines = 0;
+    let mut total_bytes = 0;
+    for n in 0..objects {
+        let key = alb_key(n as u32 + 1);
+        let (gzipped, lines, bytes) = alb_object(n as u64, object_mb * 1_000_000);
+        events.push(s3_event(&key, gzipped.len()));
+        harness.moto.put_object(BUCKET, &key, gzipped).await;
+        total_lines += lines;
+        total_bytes += bytes;
+    }
+    eprintln!(
+        "uploaded {objects} objects: {total_lines} lines, {:.0} MB uncompressed",
+        total_bytes as f64 / 1e6
+    );
+
+    let mut settings = harness.settings();
+    settings.log_level = "info".to_owned();
+    settings.concurrency = objects as u32;
+    let collector = harness.run(&settings).await;
+    let pid = collector.pid();
+    tokio::time::sleep(IDLE).await;
+    let idle_rss = proc_status_kib(pid, "VmRSS");
+
+    let cpu_before = cpu_seconds(pid);
+    let started = Instant::now();
+    send_all_at_once(&harness, &events).await;
+    let deadline = started + RUN_TIMEOUT;
+    while harness.receiver.counters().rows_stored < total_lines as u64 {
+        assert!(
+            Instant::now() < deadline,
+            "only {:?} after {RUN_TIMEOUT:?}",
+            harness.receiver.counters()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let wall = started.elapsed().as_secs_f64();
+    let cpu = cpu_seconds(pid) - cpu_before;
+    let peak_rss = proc_status_kib(pid, "VmHWM");
+    harness.wait_for_empty_queue().await;
+    let metrics = collector.metrics().await;
+    assert_eq!(
+        metrics.value("s3logd_records_total"),
+        total_lines as f64,
+        "records counted by the collector"
+    );
+
+    let mib = |kib: u64| kib as f64 / 1024.0;
+    println!(
+        "collector full path: {objects} objects x {object_mb} MB, {total_lines} lines\n\
+         wall {wall:.2} s, collector CPU {cpu:.2} s ({:.2} busy cores)\n\
+         {:.0} lines/s per busy core, {:.0} lines/s wall, {:.1} MB/s per busy core\n\
+         RSS idle {:.1} MiB, peak {:.1} MiB",
+        cpu / wall,
+        total_lines as f64 / cpu,
+        total_lines as f64 / wall,
+        total_bytes as f64 / 1e6 / cpu,
+        mib(idle_rss),
+        mib(peak_rss),
+    );
+}
+
+/// A gzipped ALB object of about `target_bytes` uncompressed: its bytes,
+/// line count and uncompressed size.
+fn alb_object(seed: u64, target_bytes: usize) -> (Vec<u8>, usize, usize) {
+    let sample = s3logd_test_support::alb::lines(seed, 1_000);
+    let lines = target_bytes * 1_000 / sample.len();
+    let mut counted = CountingWriter {
+        inner: GzEncoder::new(Vec::new(), flate2::Compression::new(6)),
+        bytes: 0,
+    };
+    s3logd_test_support::alb::write_lines(seed, lines, &mut counted).expect("gzip into memory");
+    let gzipped = counted.inner.finish().expect("gzip into memory");
+    (gzipped, lines, counted.bytes)
+}
+
+struct CountingWriter<W> {
+    inner: W,
+    bytes: usize,
+}
+
+impl<W: Write> Write for CountingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let written = self.inner.write(buf)?;
+        self.bytes += written;
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// The S3 event notification for one new object (aws-log-formats.md §6.1).
+fn s3_event(key: &str, size: usize) -> String {
+    serde_json::json!({"Records": [{
+        "eventVersion": "2.1",
+        "eventSource": "aws:s3",
+        "awsRegion": "us-east-1",
+        "eventTime": "2024-03-01T12:05:00.000Z",
+        "eventName": "ObjectCreated:Put",
+        "s3": {
+            "s3SchemaVersion": "1.0",
+            "bucket": {"name": BUCKET, "arn": format!("arn:aws:s3:::{BUCKET}")},
+            "object": {"key": key, "size": size, "sequencer": "0055AED6DCD90281E5"}
+        }
+    }]})
+    .to_string()
+}
+
+/// One SendMessageBatch, so a single receive can take every object at once.
+async fn send_all_at_once(harness: &Harness, bodies: &[String]) {
+    let mut batch = harness
+        .moto
+        .sqs()
+        .send_message_batch()
+        .queue_url(&harness.queue.url);
+    for (index, body) in bodies.iter().enumerate() {
+        let entry = aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
+            .id(index.to_string())
+            .message_body(body)
+            .build()
+            .expect("batch entry has its required fields");
+        batch = batch.entries(entry);
+    }
+    batch.send().await.expect("SendMessageBatch to moto");
+}
+
+/// A `/proc/<pid>/status` value given in kB.
+fn proc_status_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|value| value.trim().strip_suffix(" kB")?.parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+}
+
+/// User plus system CPU time the process used so far.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc stat");
+    // Fields after the parenthesised command name; utime and stime are the 14th and 15th overall.
+    let after_name = stat.rsplit_once(") ").expect("stat has a command name").1;
+    let fields: Vec<&str> = after_name.split(' ').collect();
+    let ticks: u64 =
+        fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime");
+    // SAFETY: sysconf only reads a configuration value.
+    let ticks_per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    ticks as f64 / ticks_per_second as f64
+}
