@@ -16,13 +16,13 @@
 
 pub mod budget;
 
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::ack::{self, Ack, ObjectOutcome};
@@ -191,11 +191,18 @@ impl Collector {
             return;
         }
         let work = self.clone().process_objects(id, objects);
-        let outcomes = tokio::select! {
-            outcomes = work => outcomes,
-            never = self.heartbeat(id, receipt) => match never {},
-            () = self.shutdown.abandon().cancelled() => vec![ObjectOutcome::Unfinished],
-        };
+        let work_done = CancellationToken::new();
+        let (outcomes, ()) = tokio::join!(
+            async {
+                let outcomes = tokio::select! {
+                    outcomes = work => outcomes,
+                    () = self.shutdown.abandon().cancelled() => vec![ObjectOutcome::Unfinished],
+                };
+                work_done.cancel();
+                outcomes
+            },
+            self.heartbeat(id, receipt, &work_done),
+        );
         match ack::decide(&outcomes) {
             Ack::Delete => self.delete(id, receipt).await,
             Ack::Keep => tracing::warn!(
@@ -260,11 +267,17 @@ impl Collector {
     }
 
     /// Keeps the message invisible while it is in work; never returns.
-    async fn heartbeat(&self, message_id: &str, receipt: &str) -> Infallible {
+    /// Extends the message's visibility every interval until `work_done`.
+    /// An extension already sent is awaited, never dropped: dropped, it
+    /// could still reach SQS after the delete or release that follows.
+    async fn heartbeat(&self, message_id: &str, receipt: &str, work_done: &CancellationToken) {
         let period = Duration::from_secs(self.queue.heartbeat_interval_secs.into());
         let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         loop {
-            ticks.tick().await;
+            tokio::select! {
+                _ = ticks.tick() => {}
+                () = work_done.cancelled() => return,
+            }
             let extended = self
                 .sqs
                 .change_message_visibility()
