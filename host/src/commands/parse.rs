@@ -148,13 +148,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
         );
     }
     let any_error = totals.failed_files > 0 || totals.line_errors > 0;
-    Ok(
-        if (args.strict && any_error) || (totals.records == 0 && any_error) {
-            ExitCode::FAILURE
-        } else {
-            ExitCode::SUCCESS
-        },
-    )
+    Ok(if any_error && (args.strict || totals.records == 0) {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn plural_note(n: u64, what: &str) -> String {

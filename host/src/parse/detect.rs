@@ -68,10 +68,10 @@ pub(super) fn choose<'p, P>(
     }
     let mut best: Option<(&P, usize)> = None;
     for candidate in candidates {
-        if let Some(specificity) = patterns(candidate).first_line_match(line) {
-            if best.is_none_or(|(_, s)| specificity > s) {
-                best = Some((candidate, specificity));
-            }
+        if let Some(specificity) = patterns(candidate).first_line_match(line)
+            && best.is_none_or(|(_, s)| specificity > s)
+        {
+            best = Some((candidate, specificity));
         }
     }
     best.map(|(p, _)| p).or_else(|| by_key.first().copied())
@@ -97,11 +97,7 @@ mod tests {
         (name, Patterns::compile(&own(keys), &own(lines)).unwrap())
     }
 
-    fn pick<'a>(
-        set: &'a [(&'static str, Patterns)],
-        key: &str,
-        line: &str,
-    ) -> Option<&'static str> {
+    fn pick(set: &[(&'static str, Patterns)], key: &str, line: &str) -> Option<&'static str> {
         choose(set, |p| &p.1, key, line).map(|p| p.0)
     }
 

@@ -203,7 +203,7 @@ pub fn write_rfc3339(out: &mut Vec<u8>, nanos: i64) {
         out.push(b'.');
         let mut width = 9;
         let mut trimmed = frac;
-        while trimmed % 10 == 0 {
+        while trimmed.is_multiple_of(10) {
             trimmed /= 10;
             width -= 1;
         }
