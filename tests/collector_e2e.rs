@@ -46,8 +46,10 @@ async fn records_arrive_with_time_msg_stream_and_fields_then_the_message_is_dele
         .iter()
         .flat_map(|o| o.lines.iter().map(|line| (line.as_str(), o.key.as_str())))
         .collect();
-    let stream =
-        format!(r#"{{account="{ACCOUNT}",log_type="elasticloadbalancing",region="{LOG_REGION}"}}"#);
+    // The default stream fields, from the key and the parser's name.
+    let stream = format!(
+        r#"{{account="{ACCOUNT}",load_balancer="app/web-prod/50dc6c495c0c9188",log_type="alb",region="{LOG_REGION}"}}"#
+    );
     for row in &rows {
         // ALB: type time elb client:port target:port 3×timing elb_status_code ...
         let tokens: Vec<&str> = row.msg.split(' ').collect();
@@ -64,6 +66,10 @@ async fn records_arrive_with_time_msg_stream_and_fields_then_the_message_is_dele
         );
         assert_eq!(client, tokens[3], "{row:?}");
         assert_eq!(field("elb_status_code"), Some(tokens[8]), "{row:?}");
+        assert_eq!(field("load_balancer"), field("elb"), "{row:?}");
+        // The groups of enrich.key_regex.
+        let date = (field("year"), field("month"), field("day"));
+        assert_eq!(date, (Some("2024"), Some("03"), Some("01")), "{row:?}");
         assert_eq!(field("bucket"), Some(BUCKET), "{row:?}");
         assert_eq!(field("key"), Some(key_of_line[row.msg.as_str()]), "{row:?}");
     }

@@ -224,8 +224,7 @@ region = "us-east-1"
 endpoint_url = {endpoint_url}
 
 {routes}[enrich]
-key_regex = '^AWSLogs/(?P<account>\d{{12}})/(?P<log_type>[a-z_]+)/(?P<region>[a-z0-9-]+)/'
-stream_fields = ["account", "log_type", "region"]
+key_regex = '/(?P<year>\d{{4}})/(?P<month>\d\d)/(?P<day>\d\d)/'
 
 [parsers]
 paths = {parser_paths}
