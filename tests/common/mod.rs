@@ -331,6 +331,20 @@ pub async fn wait_for_lines(receiver: &VictoriaLogs, objects: &[&LogObject]) -> 
     }
 }
 
+/// The stored rows once every request that arrived has been answered, so
+/// that rows of delayed requests are among them.
+pub async fn settled_rows(receiver: &VictoriaLogs) -> Vec<StoredRow> {
+    let deadline = Instant::now() + WAIT;
+    while receiver.requests().len() as u64 != receiver.counters().requests {
+        assert!(
+            Instant::now() < deadline,
+            "requests still unanswered after {WAIT:?}"
+        );
+        tokio::time::sleep(POLL_INTERVAL).await;
+    }
+    receiver.rows()
+}
+
 /// Asserts every line of `objects` was stored exactly once.
 pub fn assert_stored_once(rows: &[StoredRow], objects: &[&LogObject]) {
     let copies = copies_of_lines(rows, objects);
