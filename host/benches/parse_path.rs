@@ -4,7 +4,9 @@
 //! bundled format through its component, over its samples repeated.
 //!
 //! `cargo bench -p s3logd --bench parse_path` (env `BENCH_LINES`, default
-//! 300000). Prints a Markdown table; each figure is the median of 3 runs.
+//! 300000; `BENCH_ONLY=native,component,json,formats` picks rows, e.g. to
+//! profile one path). Prints a Markdown table; each figure is the median of
+//! 3 runs.
 
 use std::io::{Read, Write};
 use std::path::Path;
@@ -99,6 +101,11 @@ impl RecordVisitor for Json {
     }
 }
 
+/// Whether `BENCH_ONLY` (comma-separated) selects the rows called `group`.
+fn wanted(group: &str) -> bool {
+    std::env::var("BENCH_ONLY").map_or(true, |only| only.split(',').any(|g| g.trim() == group))
+}
+
 fn main() {
     let lines: usize = std::env::var("BENCH_LINES")
         .ok()
@@ -123,67 +130,77 @@ fn main() {
     );
     println!("| path (one thread) | lines/s | MB/s | ns/line |\n|---|---|---|---|");
 
-    let (time, encoded) = median_of_3(|| {
-        let mut parser = BatchParser::<s3logd_parser_alb::Alb>::open("bench", Vec::new()).unwrap();
-        batches.iter().map(|b| parser.parse(b).len() as u64).sum()
-    });
-    assert!(encoded > 0);
-    Row {
-        name: "native ALB parser (rows encoded)".into(),
-        lines: n,
-        bytes,
-        time,
-    }
-    .print();
-
-    let (time, records) = median_of_3(|| {
-        let mut session = alb.open("bench", &[]).unwrap();
-        let mut count = Count(0);
-        for batch in &batches {
-            session.parse(batch, &mut count).unwrap();
+    if wanted("native") {
+        let (time, encoded) = median_of_3(|| {
+            let mut parser =
+                BatchParser::<s3logd_parser_alb::Alb>::open("bench", Vec::new()).unwrap();
+            batches.iter().map(|b| parser.parse(b).len() as u64).sum()
+        });
+        assert!(encoded > 0);
+        Row {
+            name: "native ALB parser (rows encoded)".into(),
+            lines: n,
+            bytes,
+            time,
         }
-        count.0
-    });
-    assert_eq!(records, n);
-    Row {
-        name: "ALB component (rows decoded on the host)".into(),
-        lines: n,
-        bytes,
-        time,
+        .print();
     }
-    .print();
 
-    let (time, json_bytes) = median_of_3(|| {
-        let mut json = Json {
-            writer: JsonLineWriter::new(&[]),
-            body: Vec::with_capacity(2 << 20),
-            records: 0,
-            bytes: 0,
-        };
-        let mut summary = ObjectSummary::default();
-        let choice = ParserChoice::Named(alb.clone(), Vec::new());
-        parse_object(
-            &parsers,
-            &choice,
-            "bench",
-            gz.as_slice(),
-            BatchLimits::default(),
-            &mut json,
-            &mut summary,
-        )
-        .unwrap();
-        assert_eq!(json.records, n);
-        json.bytes + json.body.len() as u64
-    });
-    Row {
-        name: "gunzip → batches → ALB component → JSON".into(),
-        lines: n,
-        bytes,
-        time,
+    if wanted("component") {
+        let (time, records) = median_of_3(|| {
+            let mut session = alb.open("bench", &[]).unwrap();
+            let mut count = Count(0);
+            for batch in &batches {
+                session.parse(batch, &mut count).unwrap();
+            }
+            count.0
+        });
+        assert_eq!(records, n);
+        Row {
+            name: "ALB component (rows decoded on the host)".into(),
+            lines: n,
+            bytes,
+            time,
+        }
+        .print();
     }
-    .print();
-    println!("\nJSON body: {:.0} B/line\n", json_bytes as f64 / n as f64);
 
+    if wanted("json") {
+        let (time, json_bytes) = median_of_3(|| {
+            let mut json = Json {
+                writer: JsonLineWriter::new(&[]),
+                body: Vec::with_capacity(2 << 20),
+                records: 0,
+                bytes: 0,
+            };
+            let mut summary = ObjectSummary::default();
+            let choice = ParserChoice::Named(alb.clone(), Vec::new());
+            parse_object(
+                &parsers,
+                &choice,
+                "bench",
+                gz.as_slice(),
+                BatchLimits::default(),
+                &mut json,
+                &mut summary,
+            )
+            .unwrap();
+            assert_eq!(json.records, n);
+            json.bytes + json.body.len() as u64
+        });
+        Row {
+            name: "gunzip → batches → ALB component → JSON".into(),
+            lines: n,
+            bytes,
+            time,
+        }
+        .print();
+        println!("\nJSON body: {:.0} B/line\n", json_bytes as f64 / n as f64);
+    }
+
+    if !wanted("formats") {
+        return;
+    }
     println!("| format (component, one thread) | lines/s | MB/s | ns/line |\n|---|---|---|---|");
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
     for parser in parsers.iter() {
