@@ -119,52 +119,67 @@ fn write_value(out: &mut Vec<u8>, value: &Value<'_>) {
     }
 }
 
-/// Bytes that must be escaped inside a JSON string.
-static ESCAPE: [bool; 256] = {
-    let mut table = [false; 256];
-    let mut b = 0;
-    while b < 0x20 {
-        table[b] = true;
-        b += 1;
-    }
-    table[b'"' as usize] = true;
-    table[b'\\' as usize] = true;
-    table
-};
-
 /// Writes `s` as a JSON string, copying unescaped runs whole.
 pub fn write_str(out: &mut Vec<u8>, s: &str) {
-    let bytes = s.as_bytes();
-    out.reserve(bytes.len() + 2);
+    let mut rest = s.as_bytes();
+    out.reserve(rest.len() + 2);
     out.push(b'"');
-    let mut run_start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        if !ESCAPE[b as usize] {
-            continue;
-        }
-        out.extend_from_slice(&bytes[run_start..i]);
-        match b {
-            b'"' => out.extend_from_slice(b"\\\""),
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            _ => {
-                const HEX: &[u8; 16] = b"0123456789abcdef";
-                out.extend_from_slice(&[
-                    b'\\',
-                    b'u',
-                    b'0',
-                    b'0',
-                    HEX[(b >> 4) as usize],
-                    HEX[(b & 15) as usize],
-                ]);
-            }
-        }
-        run_start = i + 1;
+    while let Some(at) = first_to_escape(rest) {
+        out.extend_from_slice(&rest[..at]);
+        write_escaped(out, rest[at]);
+        rest = &rest[at + 1..];
     }
-    out.extend_from_slice(&bytes[run_start..]);
+    out.extend_from_slice(rest);
     out.push(b'"');
+}
+
+/// Position of the first byte JSON requires escaping. This scans every
+/// byte of every record (the raw line in `_msg` and most field values), so
+/// it tests eight bytes per step: in each 64-bit word, a byte's high bit is
+/// set in `found` when the byte is below 0x20, a quote or a backslash. Borrows
+/// can only mark bytes above a true match, so the lowest mark is exact.
+fn first_to_escape(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = u64::MAX / 255;
+    const HIGH: u64 = ONES * 0x80;
+    let equal_to = |word: u64, byte: u8| {
+        let diff = word ^ (ONES * u64::from(byte));
+        diff.wrapping_sub(ONES) & !diff
+    };
+    let mut words = bytes.chunks_exact(8);
+    for (i, word) in words.by_ref().enumerate() {
+        let word = u64::from_le_bytes(word.try_into().expect("8-byte chunk"));
+        let control = word.wrapping_sub(ONES * 0x20) & !word;
+        let found = (control | equal_to(word, b'"') | equal_to(word, b'\\')) & HIGH;
+        if found != 0 {
+            return Some(i * 8 + found.trailing_zeros() as usize / 8);
+        }
+    }
+    let tail = words.remainder();
+    let tail_start = bytes.len() - tail.len();
+    tail.iter()
+        .position(|&b| b < 0x20 || b == b'"' || b == b'\\')
+        .map(|i| tail_start + i)
+}
+
+fn write_escaped(out: &mut Vec<u8>, b: u8) {
+    match b {
+        b'"' => out.extend_from_slice(b"\\\""),
+        b'\\' => out.extend_from_slice(b"\\\\"),
+        b'\n' => out.extend_from_slice(b"\\n"),
+        b'\r' => out.extend_from_slice(b"\\r"),
+        b'\t' => out.extend_from_slice(b"\\t"),
+        _ => {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.extend_from_slice(&[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[(b >> 4) as usize],
+                HEX[(b & 15) as usize],
+            ]);
+        }
+    }
 }
 
 /// Writes UTC nanoseconds as RFC 3339 with `Z`, with as many fraction
@@ -261,6 +276,26 @@ mod tests {
         assert_eq!(text, r#""a\"b\\c\nd\te\u0001f é""#);
         let back: String = serde_json::from_str(&text).unwrap();
         assert_eq!(back, "a\"b\\c\nd\te\u{1}f é");
+    }
+
+    #[test]
+    fn the_word_scan_finds_the_first_byte_to_escape_at_every_position() {
+        // Every escapable byte, and its neighbours that must not match, at
+        // each offset of a word and in the tail after the last whole word.
+        let background = "aé\u{7f}\u{80}!#[]\u{a0}\u{ffff} ".repeat(3);
+        for needle in [0u8, 0x1f, b'\n', b'"', b'\\'] {
+            for at in 0..background.len() {
+                if !background.is_char_boundary(at) {
+                    continue;
+                }
+                let mut text = background.clone().into_bytes();
+                text.insert(at, needle);
+                text.insert(text.len(), needle);
+                assert_eq!(first_to_escape(&text), Some(at), "{needle:#x} at {at}");
+            }
+        }
+        assert_eq!(first_to_escape(background.as_bytes()), None);
+        assert_eq!(first_to_escape(b""), None);
     }
 
     fn field(name: &str, ty: FieldType) -> Field {
