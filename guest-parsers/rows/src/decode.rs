@@ -127,6 +127,7 @@ impl<'a> Decoder<'a> {
                 let msg = r.value()?;
                 let count = r.u16()?;
                 values.clear();
+                values.reserve(count.into());
                 for _ in 0..count {
                     values.push(r.value()?);
                 }
@@ -230,13 +231,25 @@ impl<'a> Reader<'a> {
         self.scalar()
     }
 
+    /// Runs for every value of every row: fixed-size values are read with
+    /// one bounds check.
     fn scalar(&mut self) -> Result<Value<'a>, DecodeError> {
         let at = self.pos;
-        Ok(match self.u8()? {
-            tag::ABSENT => Value::Absent,
+        let truncated = DecodeError {
+            at,
+            reason: "truncated",
+        };
+        let (&tag, after_tag) = self.buf[at..].split_first().ok_or(truncated.clone())?;
+        let word = || -> Result<[u8; 8], DecodeError> {
+            let bytes = after_tag.get(..8).ok_or(truncated.clone())?;
+            Ok(bytes.try_into().expect("8 bytes"))
+        };
+        let (value, payload_len) = match tag {
+            tag::ABSENT => (Value::Absent, 0),
             tag::SPAN => {
-                let offset = self.u32()? as usize;
-                let len = self.u32()? as usize;
+                let word = word()?;
+                let offset = u32::from_le_bytes(word[..4].try_into().expect("4 bytes")) as usize;
+                let len = u32::from_le_bytes(word[4..].try_into().expect("4 bytes")) as usize;
                 let span = offset
                     .checked_add(len)
                     .and_then(|end| self.input.get(offset..end))
@@ -244,17 +257,18 @@ impl<'a> Reader<'a> {
                         at,
                         reason: "span outside the input or not on a character boundary",
                     })?;
-                Value::Str(span)
+                (Value::Str(span), 8)
             }
             tag::INLINE => {
+                self.pos += 1;
                 let len = self.u32()? as usize;
-                Value::Str(self.utf8(len)?)
+                return Ok(Value::Str(self.utf8(len)?));
             }
-            tag::INT => Value::Int(self.i64()?),
-            tag::FLOAT => Value::Float(f64::from_le_bytes(self.array()?)),
-            tag::TRUE => Value::Bool(true),
-            tag::FALSE => Value::Bool(false),
-            tag::TIMESTAMP => Value::Timestamp(self.i64()?),
+            tag::INT => (Value::Int(i64::from_le_bytes(word()?)), 8),
+            tag::FLOAT => (Value::Float(f64::from_le_bytes(word()?)), 8),
+            tag::TRUE => (Value::Bool(true), 0),
+            tag::FALSE => (Value::Bool(false), 0),
+            tag::TIMESTAMP => (Value::Timestamp(i64::from_le_bytes(word()?)), 8),
             tag::LIST => return Err(self.error("list nested in a list")),
             _ => {
                 return Err(DecodeError {
@@ -262,6 +276,8 @@ impl<'a> Reader<'a> {
                     reason: "unknown value tag",
                 });
             }
-        })
+        };
+        self.pos = at + 1 + payload_len;
+        Ok(value)
     }
 }
