@@ -393,6 +393,18 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_lists_every_metric() {
+        let readme = include_str!("../../README.md");
+        let text = Metrics::default().render(0, SinkCounters::default());
+        let missing: Vec<&str> = text
+            .lines()
+            .filter_map(|line| line.strip_prefix("# TYPE ")?.split(' ').next())
+            .filter(|name| !readme.contains(&format!("`{name}")))
+            .collect();
+        assert!(missing.is_empty(), "README.md does not list {missing:?}");
+    }
+
+    #[test]
     fn every_pipeline_error_kind_has_its_own_reason() {
         for kind in [
             "read",

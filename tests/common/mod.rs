@@ -15,6 +15,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use s3logd_test_support::moto::{MotoServer, Queue, QueueCounts, SnsDelivery};
@@ -98,6 +99,8 @@ impl Harness {
             queue_url: self.queue.url.clone(),
             endpoint_url: self.moto.endpoint().to_owned(),
             sink_url: self.receiver.url(),
+            // Short polls keep shutdown and the tests quick.
+            wait_time_secs: 1,
             visibility_timeout_secs: 300,
             heartbeat_interval_secs: 60,
             concurrency: 4,
@@ -160,10 +163,18 @@ impl Harness {
 
     /// Receives the next message body, waiting up to [`WAIT`] for one to become visible.
     pub async fn receive_body(&self) -> String {
+        self.receive_message()
+            .await
+            .body
+            .expect("a message with a body")
+    }
+
+    /// Receives the next message, waiting up to [`WAIT`] for one to become visible.
+    pub async fn receive_message(&self) -> Message {
         let deadline = Instant::now() + WAIT;
         loop {
             if let Some(message) = self.moto.receive_messages(&self.queue, 1).await.pop() {
-                return message.body.expect("a message with a body");
+                return message;
             }
             assert!(
                 Instant::now() < deadline,
@@ -178,6 +189,7 @@ pub struct Settings {
     pub queue_url: String,
     pub endpoint_url: String,
     pub sink_url: String,
+    pub wait_time_secs: u32,
     pub visibility_timeout_secs: u32,
     pub heartbeat_interval_secs: u32,
     pub concurrency: u32,
@@ -213,8 +225,7 @@ impl Settings {
         format!(
             r#"[queue]
 url = {queue_url}
-# Short polls keep shutdown and the tests quick.
-wait_time_secs = 1
+wait_time_secs = {wait_time}
 visibility_timeout_secs = {visibility}
 heartbeat_interval_secs = {heartbeat}
 concurrency = {concurrency}
@@ -245,6 +256,7 @@ level = {log_level}
 grace_period_secs = {grace}
 "#,
             queue_url = text(&self.queue_url),
+            wait_time = self.wait_time_secs,
             visibility = self.visibility_timeout_secs,
             heartbeat = self.heartbeat_interval_secs,
             concurrency = self.concurrency,
@@ -343,6 +355,16 @@ pub async fn settled_rows(receiver: &VictoriaLogs) -> Vec<StoredRow> {
         tokio::time::sleep(POLL_INTERVAL).await;
     }
     receiver.rows()
+}
+
+/// How often SQS had handed `message` out when it was received.
+pub fn receive_count(message: &Message) -> u32 {
+    message
+        .attributes
+        .as_ref()
+        .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+        .and_then(|count| count.parse().ok())
+        .expect("the message carries its ApproximateReceiveCount")
 }
 
 /// Asserts every line of `objects` was stored exactly once.

@@ -88,7 +88,7 @@ fn defaults_fill_everything_but_the_required_urls() {
             sink.batch_max_records,
             sink.batch_max_age_ms
         ),
-        (8 << 20, 10_000, 1_000)
+        (2 << 20, 10_000, 1_000)
     );
     assert_eq!((sink.account_id, sink.project_id), (None, None));
     assert!(sink.username.is_none() && sink.password.is_none() && sink.bearer_token.is_none());

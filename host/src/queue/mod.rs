@@ -61,9 +61,20 @@ impl Collector {
                 () = stop.cancelled() => break,
                 max = self.room_for_work() => max,
             };
+            let mut receive = Box::pin({
+                let this = self.clone();
+                async move { this.receive(max_messages).await }
+            });
             let received = tokio::select! {
-                () = stop.cancelled() => break,
-                received = self.receive(max_messages) => received,
+                received = &mut receive => received,
+                () = stop.cancelled() => {
+                    // SQS may already have handed messages to this long
+                    // poll and hidden them; dropped, they would stay hidden
+                    // until their visibility timeout instead of going to
+                    // another consumer now.
+                    messages.spawn(self.clone().release_received(receive));
+                    break;
+                }
             };
             match received {
                 Ok(received) => {
@@ -101,7 +112,10 @@ impl Collector {
                     messages_in_flight = messages.len(),
                     "grace period expired; releasing unfinished messages"
                 );
-                if tokio::time::timeout(RELEASE_TIMEOUT, messages.wait())
+                // A receive in flight at the signal returns within its wait
+                // time, and what it returns is released as well.
+                let wait_time = Duration::from_secs(self.queue.wait_time_secs.into());
+                if tokio::time::timeout(RELEASE_TIMEOUT + wait_time, messages.wait())
                     .await
                     .is_err()
                 {
@@ -142,6 +156,23 @@ impl Collector {
             .await
             .map_err(|error| error_chain(&error))?;
         Ok(output.messages.unwrap_or_default())
+    }
+
+    /// Gives back at once whatever a receive still in flight when draining
+    /// began returns.
+    async fn release_received(
+        self: Arc<Self>,
+        receive: impl Future<Output = Result<Vec<Message>, String>>,
+    ) {
+        // A receive that failed took no message.
+        let Ok(received) = receive.await else { return };
+        for message in received {
+            self.metrics.messages_received.inc();
+            if let Some(receipt) = message.receipt_handle.as_deref() {
+                let id = message.message_id.as_deref().unwrap_or("-");
+                self.release(id, receipt).await;
+            }
+        }
     }
 
     async fn handle(self: Arc<Self>, message: Message) {
@@ -232,8 +263,10 @@ impl Collector {
         // Objects not started when draining begins are left to the next
         // consumer rather than started late.
         let _slot = tokio::select! {
-            slot = self.object_slots.acquire() => slot.expect("the slots are never closed"),
+            // A free slot must not win over a drain that already began.
+            biased;
             () = self.shutdown.stop_receiving().cancelled() => return ObjectOutcome::Unfinished,
+            slot = self.object_slots.acquire() => slot.expect("the slots are never closed"),
         };
         let _in_flight = InFlight::new(&self.metrics.objects_in_flight);
         match self.processor.process(&object).await {

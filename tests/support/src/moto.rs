@@ -25,7 +25,7 @@ use aws_sdk_s3::config::{Credentials, SharedCredentialsProvider};
 use aws_sdk_s3::error::DisplayErrorContext;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{Event, NotificationConfiguration, QueueConfiguration, TopicConfiguration};
-use aws_sdk_sqs::types::{Message, QueueAttributeName};
+use aws_sdk_sqs::types::{Message, MessageSystemAttributeName, QueueAttributeName};
 
 /// Region every client is configured for.
 pub const REGION: &str = "us-east-1";
@@ -247,7 +247,7 @@ impl MotoServer {
 
     /// Receives up to `max` messages (1..=10), waiting at most a second for the
     /// first. This is a real receive: the messages become invisible for the
-    /// queue's visibility timeout.
+    /// queue's visibility timeout. Each carries its `ApproximateReceiveCount`.
     pub async fn receive_messages(&self, queue: &Queue, max: i32) -> Vec<Message> {
         let received = self
             .sqs
@@ -255,6 +255,7 @@ impl MotoServer {
             .queue_url(&queue.url)
             .max_number_of_messages(max)
             .wait_time_seconds(1)
+            .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
             .send()
             .await;
         succeeded(&format!("receive from {}", queue.url), received)

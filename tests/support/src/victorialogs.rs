@@ -130,9 +130,10 @@ pub struct LoggedRequest {
     pub status: Option<u16>,
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 enum Fault {
-    Status(StatusCode),
+    /// This status, with `Retry-After` when given.
+    Status(StatusCode, Option<String>),
     Delay(Duration),
     DropConnection,
 }
@@ -236,8 +237,18 @@ impl VictoriaLogs {
 
     /// The next `n` requests are answered `status` with nothing stored.
     pub fn fail_next(&self, n: usize, status: u16) {
+        self.fail(n, status, None);
+    }
+
+    /// [`fail_next`](Self::fail_next) with `Retry-After: <retry_after>`
+    /// (seconds or an HTTP date), as a throttling or overloaded server answers.
+    pub fn fail_next_with_retry_after(&self, n: usize, status: u16, retry_after: &str) {
+        self.fail(n, status, Some(retry_after.to_owned()));
+    }
+
+    fn fail(&self, n: usize, status: u16, retry_after: Option<String>) {
         let status = StatusCode::from_u16(status).expect("a valid HTTP status");
-        self.script(n, Fault::Status(status));
+        self.script(n, Fault::Status(status, retry_after));
     }
 
     /// The next `n` requests are read, then answered only after `delay`. They
@@ -370,6 +381,7 @@ impl std::error::Error for DropConnection {}
 struct Answer {
     status: StatusCode,
     message: String,
+    retry_after: Option<String>,
     decoded_body_len: Option<usize>,
 }
 
@@ -378,6 +390,7 @@ impl Answer {
         Answer {
             status,
             message: message.into(),
+            retry_after: None,
             decoded_body_len: None,
         }
     }
@@ -418,7 +431,10 @@ async fn handle(
             log(None);
             return Err(DropConnection);
         }
-        Some(Fault::Status(status)) => Answer::new(status, "scripted fault"),
+        Some(Fault::Status(status, retry_after)) => Answer {
+            retry_after,
+            ..Answer::new(status, "scripted fault")
+        },
         Some(Fault::Delay(delay)) => {
             let (state, auth, parts) = (state.clone(), auth.clone(), parts.clone());
             // Spawned so that a client hanging up cannot cancel the processing.
@@ -433,6 +449,13 @@ async fn handle(
     log(Some(&answer));
     let mut response = Response::new(Full::new(Bytes::from(answer.message)));
     *response.status_mut() = answer.status;
+    if let Some(retry_after) = answer.retry_after {
+        let value = hyper::header::HeaderValue::try_from(retry_after)
+            .expect("a scripted Retry-After is a valid header value");
+        response
+            .headers_mut()
+            .insert(hyper::header::RETRY_AFTER, value);
+    }
     if answer.status == StatusCode::UNAUTHORIZED {
         let challenge = hyper::header::HeaderValue::from_static("Basic realm=\"Restricted\"");
         response

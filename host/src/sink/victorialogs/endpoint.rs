@@ -1,11 +1,12 @@
 //! One VictoriaLogs `/insert/jsonline` endpoint: the HTTP client with its
 //! fixed headers, and the retry loop that POSTs a body until it is accepted,
-//! rejected for good, or cancelled.
+//! rejected for good, or cancelled. A throttling or overloaded server's
+//! `Retry-After` is the least it waits before the next attempt.
 
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context as _, bail};
 use base64::Engine as _;
@@ -43,12 +44,16 @@ impl Default for Backoff {
 }
 
 impl Backoff {
-    fn wait(&self, failed_attempts: u32) -> Duration {
+    /// The wait after `failed_attempts` failures, and no less than the
+    /// server asked for unless that exceeds the cap: a server asking for an
+    /// hour must not stall a message whose visibility is being extended.
+    fn wait(&self, failed_attempts: u32, asked: Option<Duration>) -> Duration {
         let ceiling = self
             .base
             .saturating_mul(1u32 << failed_attempts.min(20))
             .min(self.cap);
-        Duration::from_nanos(fastrand::u64(0..=ceiling.as_nanos() as u64))
+        let jittered = Duration::from_nanos(fastrand::u64(0..=ceiling.as_nanos() as u64));
+        jittered.max(asked.unwrap_or_default().min(self.cap))
     }
 }
 
@@ -64,10 +69,18 @@ pub(super) struct Endpoint {
 }
 
 /// What one attempt came to.
+#[derive(Debug)]
 enum Attempt {
     Accepted,
-    Rejected { status: u16, detail: String },
-    Retryable(String),
+    Rejected {
+        status: u16,
+        detail: String,
+    },
+    Retryable {
+        reason: String,
+        /// The server's `Retry-After`.
+        retry_after: Option<Duration>,
+    },
 }
 
 impl Endpoint {
@@ -148,10 +161,13 @@ impl Endpoint {
                     );
                     return Err(SinkError::Rejected { status, detail });
                 }
-                Attempt::Retryable(reason) => {
+                Attempt::Retryable {
+                    reason,
+                    retry_after,
+                } => {
                     self.lock_outage().failed(&self.display_url, &reason);
                     self.stats.retries.fetch_add(1, Relaxed);
-                    let wait = self.backoff.wait(failed_attempts);
+                    let wait = self.backoff.wait(failed_attempts, retry_after);
                     failed_attempts = failed_attempts.saturating_add(1);
                     tokio::select! {
                         biased;
@@ -172,16 +188,30 @@ impl Endpoint {
             Ok(response) => response,
             // The URL is known from the logs' `url` field; the error's copy
             // would repeat it with any credentials in it.
-            Err(error) => return Attempt::Retryable(error.without_url().to_string()),
+            Err(error) => {
+                return Attempt::Retryable {
+                    reason: error.without_url().to_string(),
+                    retry_after: None,
+                };
+            }
         };
         let status = response.status();
+        let retry_after = match status {
+            StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => {
+                retry_after(response.headers(), SystemTime::now())
+            }
+            _ => None,
+        };
         // Reading the answer lets the connection be reused; VictoriaLogs
         // answers success with an empty body.
         let answer = response.bytes().await.unwrap_or_default();
         if status.is_success() {
             Attempt::Accepted
         } else if is_retryable(status) {
-            Attempt::Retryable(format!("status {status}: {}", excerpt(&answer)))
+            Attempt::Retryable {
+                reason: format!("status {status}: {}", excerpt(&answer)),
+                retry_after,
+            }
         } else {
             Attempt::Rejected {
                 status: status.as_u16(),
@@ -201,6 +231,17 @@ fn is_retryable(status: StatusCode) -> bool {
     status.is_server_error()
         || status == StatusCode::TOO_MANY_REQUESTS
         || status == StatusCode::REQUEST_TIMEOUT
+}
+
+/// The delay a `Retry-After` header asks for: delay-seconds or an HTTP
+/// date (none once that date has passed). An unreadable value asks nothing.
+fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    let value = headers.get(header::RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let date = httpdate::parse_http_date(value).ok()?;
+    Some(date.duration_since(now).unwrap_or_default())
 }
 
 /// The first characters of an answer, on one line.
@@ -324,5 +365,87 @@ impl Outage {
             );
             *self = Outage::default();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use s3logd_test_support::victorialogs::VictoriaLogs as Receiver;
+
+    use super::*;
+
+    fn headers(retry_after: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::RETRY_AFTER,
+            HeaderValue::try_from(retry_after).unwrap(),
+        );
+        headers
+    }
+
+    #[test]
+    fn retry_after_is_read_as_seconds_or_as_an_http_date() {
+        // 1994-11-06T08:49:37Z, RFC 9110's example date.
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(784_111_777);
+        let asked = |value: &str| retry_after(&headers(value), now);
+        assert_eq!(asked("120"), Some(Duration::from_secs(120)));
+        assert_eq!(asked(" 0 "), Some(Duration::ZERO));
+        assert_eq!(
+            asked("Sun, 06 Nov 1994 08:50:07 GMT"),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(asked("Sun, 06 Nov 1994 08:00:00 GMT"), Some(Duration::ZERO));
+        assert_eq!(asked("-5"), None);
+        assert_eq!(asked("soon"), None);
+        assert_eq!(retry_after(&HeaderMap::new(), now), None);
+    }
+
+    #[test]
+    fn the_wait_is_at_least_what_the_server_asked_for_up_to_the_cap() {
+        let backoff = Backoff::default();
+        for failed_attempts in [0, 3, 30] {
+            let asked = backoff.wait(failed_attempts, Some(Duration::from_secs(7)));
+            assert!(asked >= Duration::from_secs(7), "{asked:?}");
+            assert!(asked <= backoff.cap, "{asked:?}");
+            let too_much = backoff.wait(failed_attempts, Some(Duration::from_secs(3600)));
+            assert_eq!(too_much, backoff.cap);
+            let unasked = backoff.wait(failed_attempts, None);
+            assert!(unasked <= backoff.base * (1 << failed_attempts.min(20)));
+        }
+    }
+
+    /// One attempt against the receiver answering `status` with `Retry-After: 3`.
+    async fn attempt_answered(status: u16) -> Attempt {
+        let receiver = Receiver::start();
+        receiver.fail_next_with_retry_after(1, status, "3");
+        let config = VictoriaLogsConfig {
+            url: receiver.url(),
+            ..VictoriaLogsConfig::default()
+        };
+        let endpoint = Endpoint::new(&config, &[], Arc::default()).unwrap();
+        endpoint.attempt(Bytes::from_static(b"{}\n"), None).await
+    }
+
+    #[tokio::test]
+    async fn throttling_and_unavailable_answers_carry_their_retry_after() {
+        for status in [429, 503] {
+            let attempt = attempt_answered(status).await;
+            assert!(
+                matches!(attempt, Attempt::Retryable { retry_after: Some(wait), .. } if wait == Duration::from_secs(3)),
+                "{status}: {attempt:?}"
+            );
+        }
+        // Retry-After means nothing on other errors.
+        let attempt = attempt_answered(500).await;
+        assert!(
+            matches!(
+                attempt,
+                Attempt::Retryable {
+                    retry_after: None,
+                    ..
+                }
+            ),
+            "{attempt:?}"
+        );
     }
 }
