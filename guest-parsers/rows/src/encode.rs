@@ -50,7 +50,7 @@ impl Encoder {
     pub fn declare_field(&mut self, ty: FieldType, name: &str) {
         self.out.push(tag::FIELD);
         self.out.push(ty as u8);
-        let name = truncate(name, u16::MAX as usize);
+        let name = &name[..name.floor_char_boundary(u16::MAX as usize)];
         self.out
             .extend_from_slice(&(name.len() as u16).to_le_bytes());
         self.out.extend_from_slice(name.as_bytes());
@@ -106,7 +106,7 @@ impl Encoder {
     pub fn error(&mut self, line: u32, reason: &str) {
         self.out.push(tag::ERROR);
         self.out.extend_from_slice(&line.to_le_bytes());
-        let reason = truncate(reason, u16::MAX as usize);
+        let reason = &reason[..reason.floor_char_boundary(u16::MAX as usize)];
         self.out
             .extend_from_slice(&(reason.len() as u16).to_le_bytes());
         self.out.extend_from_slice(reason.as_bytes());
@@ -201,15 +201,4 @@ fn push_inline(buf: &mut Vec<u8>, s: &str) {
     buf.push(tag::INLINE);
     buf.extend_from_slice(&(s.len() as u32).to_le_bytes());
     buf.extend_from_slice(s.as_bytes());
-}
-
-fn truncate(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
 }
