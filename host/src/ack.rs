@@ -9,7 +9,8 @@ pub enum ObjectOutcome {
     /// Failed for good on this attempt (corrupt data, parser failure, a
     /// store that rejects the records, a refused bucket).
     Failed,
-    /// Not finished because the collector is shutting down.
+    /// Not finished because the collector is shutting down: never started,
+    /// or its delivery abandoned when the grace period expired.
     Unfinished,
 }
 

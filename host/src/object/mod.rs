@@ -32,7 +32,24 @@ use routing::Router;
 /// Encoded records are handed to the sink in buffers of about this size.
 const SEND_BUFFER_BYTES: usize = 1 << 20;
 
-/// Why an object was not stored, for the metric label and the log.
+/// Why an object was not stored.
+#[derive(Debug)]
+pub enum NotStored {
+    /// For good on this attempt; counted and logged.
+    Failed(ObjectFailure),
+    /// Shutdown abandoned its delivery at the end of the grace period: not
+    /// the object's fault, so it is neither counted nor kept from the next
+    /// consumer.
+    Abandoned,
+}
+
+impl From<ObjectFailure> for NotStored {
+    fn from(failure: ObjectFailure) -> Self {
+        NotStored::Failed(failure)
+    }
+}
+
+/// Why an object failed, for the metric label and the log.
 #[derive(Debug)]
 pub struct ObjectFailure {
     pub reason: FailureReason,
@@ -56,10 +73,7 @@ pub struct ObjectProcessor {
 impl ObjectProcessor {
     /// Streams, parses and delivers one object; `Ok` once every record is
     /// stored.
-    pub async fn process(
-        self: &Arc<Self>,
-        object: &ObjectRef,
-    ) -> Result<ObjectSummary, ObjectFailure> {
+    pub async fn process(self: &Arc<Self>, object: &ObjectRef) -> Result<ObjectSummary, NotStored> {
         if !self.allowed_buckets.is_empty() && !self.allowed_buckets.contains(&object.bucket) {
             return Err(ObjectFailure {
                 reason: FailureReason::BucketNotAllowed,
@@ -67,7 +81,8 @@ impl ObjectProcessor {
                     "bucket {:?} is not in objects.allowed_buckets",
                     object.bucket
                 ),
-            });
+            }
+            .into());
         }
         let body = self
             .get_object(object)
@@ -123,15 +138,21 @@ impl ObjectProcessor {
             return Err(ObjectFailure {
                 reason: FailureReason::from_kind(error.kind()),
                 detail: error.to_string(),
-            });
+            }
+            .into());
         }
         for delivery in deliveries {
             let delivered = delivery.await.expect("awaiting a delivery does not panic");
-            if let Err(error) = delivered {
-                return Err(ObjectFailure {
-                    reason: FailureReason::Sink,
-                    detail: error.to_string(),
-                });
+            match delivered {
+                Ok(()) => {}
+                Err(SinkError::Cancelled) => return Err(NotStored::Abandoned),
+                Err(error) => {
+                    return Err(ObjectFailure {
+                        reason: FailureReason::Sink,
+                        detail: error.to_string(),
+                    }
+                    .into());
+                }
             }
         }
         Ok(summary)

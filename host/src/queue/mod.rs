@@ -29,7 +29,7 @@ use crate::ack::{self, Ack, ObjectOutcome};
 use crate::config::QueueConfig;
 use crate::metrics::{Metrics, Value};
 use crate::notification::{self, Notification, ObjectRef};
-use crate::object::ObjectProcessor;
+use crate::object::{NotStored, ObjectProcessor};
 use crate::shutdown::{Drained, Shutdown};
 use budget::ByteBudget;
 
@@ -226,6 +226,9 @@ impl Collector {
         let (outcomes, ()) = tokio::join!(
             async {
                 let outcomes = tokio::select! {
+                    // Work that ended (stored, or abandoned by its sink)
+                    // says best what becomes of the message.
+                    biased;
                     outcomes = work => outcomes,
                     () = self.shutdown.abandon().cancelled() => vec![ObjectOutcome::Unfinished],
                 };
@@ -284,7 +287,8 @@ impl Collector {
                 );
                 ObjectOutcome::Stored
             }
-            Err(failure) => {
+            Err(NotStored::Abandoned) => ObjectOutcome::Unfinished,
+            Err(NotStored::Failed(failure)) => {
                 self.metrics.object_failed(failure.reason);
                 tracing::error!(
                     message_id,
