@@ -235,13 +235,13 @@ impl<'a> Reader<'a> {
     /// one bounds check.
     fn scalar(&mut self) -> Result<Value<'a>, DecodeError> {
         let at = self.pos;
-        let truncated = DecodeError {
+        let truncated = || DecodeError {
             at,
             reason: "truncated",
         };
-        let (&tag, after_tag) = self.buf[at..].split_first().ok_or(truncated.clone())?;
+        let (&tag, after_tag) = self.buf[at..].split_first().ok_or_else(truncated)?;
         let word = || -> Result<[u8; 8], DecodeError> {
-            let bytes = after_tag.get(..8).ok_or(truncated.clone())?;
+            let bytes = after_tag.get(..8).ok_or_else(truncated)?;
             Ok(bytes.try_into().expect("8 bytes"))
         };
         let (value, payload_len) = match tag {

@@ -303,8 +303,8 @@ impl Collector {
         }
     }
 
-    /// Keeps the message invisible while it is in work; never returns.
-    /// Extends the message's visibility every interval until `work_done`.
+    /// Keeps the message invisible while it is in work: extends its
+    /// visibility every interval until `work_done`.
     /// An extension already sent is awaited, never dropped: dropped, it
     /// could still reach SQS after the delete or release that follows.
     async fn heartbeat(&self, message_id: &str, receipt: &str, work_done: &CancellationToken) {
@@ -316,12 +316,7 @@ impl Collector {
                 () = work_done.cancelled() => return,
             }
             let extended = self
-                .sqs
-                .change_message_visibility()
-                .queue_url(&self.queue.url)
-                .receipt_handle(receipt)
-                .visibility_timeout(self.queue.visibility_timeout_secs as i32)
-                .send()
+                .set_visibility(receipt, self.queue.visibility_timeout_secs as i32)
                 .await;
             match extended {
                 Ok(_) => self.metrics.heartbeats.inc(),
@@ -332,6 +327,22 @@ impl Collector {
                 ),
             }
         }
+    }
+
+    /// Hides the message for `seconds` from now; 0 makes it visible at once.
+    async fn set_visibility(
+        &self,
+        receipt: &str,
+        seconds: i32,
+    ) -> Result<(), impl std::error::Error + use<>> {
+        self.sqs
+            .change_message_visibility()
+            .queue_url(&self.queue.url)
+            .receipt_handle(receipt)
+            .visibility_timeout(seconds)
+            .send()
+            .await
+            .map(drop)
     }
 
     async fn delete(&self, message_id: &str, receipt: &str) {
@@ -354,14 +365,7 @@ impl Collector {
 
     /// Makes the message visible again now, for another consumer.
     async fn release(&self, message_id: &str, receipt: &str) {
-        let released = self
-            .sqs
-            .change_message_visibility()
-            .queue_url(&self.queue.url)
-            .receipt_handle(receipt)
-            .visibility_timeout(0)
-            .send()
-            .await;
+        let released = self.set_visibility(receipt, 0).await;
         match released {
             Ok(_) => self.metrics.messages_released.inc(),
             Err(error) => tracing::warn!(
