@@ -103,9 +103,9 @@ async fn store_recovers_from(status: u16) {
     harness.wait_for_queue(ONE_HELD).await;
     assert!(harness.receiver.rows().is_empty());
 
-    let rows = wait_for_lines(&harness.receiver, &[&object]).await;
-    harness.wait_for_empty_queue().await;
-    assert_stored_once(&rows, &[&object]);
+    harness
+        .expect_each_line_once_then_empty_queue(&[&object])
+        .await;
     let metrics = collector.metrics().await;
     assert!(metrics.value("s3logd_sink_retries_total") >= FAILURES as f64);
     assert_eq!(metrics.value("s3logd_sink_failures_total"), 0.0);
@@ -134,9 +134,9 @@ async fn unreachable_receiver_loses_nothing_and_delays_deletion() {
     harness.wait_for_queue(ONE_HELD).await;
     harness.receiver.set_down(false);
 
-    let rows = wait_for_lines(&harness.receiver, &[&object]).await;
-    harness.wait_for_empty_queue().await;
-    assert_stored_once(&rows, &[&object]);
+    harness
+        .expect_each_line_once_then_empty_queue(&[&object])
+        .await;
 }
 
 /// Settings with a short visibility, so that a failed object's message is
@@ -304,9 +304,9 @@ async fn sigterm_releases_unfinished_messages_at_once_after_the_grace_period() {
 
     harness.receiver.set_down(false);
     let _restarted = harness.run(&settings).await;
-    let rows = wait_for_lines(&harness.receiver, &[&first, &second]).await;
-    harness.wait_for_empty_queue().await;
-    assert_stored_once(&rows, &[&first, &second]);
+    harness
+        .expect_each_line_once_then_empty_queue(&[&first, &second])
+        .await;
 }
 
 #[tokio::test]
@@ -394,9 +394,9 @@ async fn delivered_through_sns(delivery: SnsDelivery) {
     let object = harness.upload_alb(&alb_key(1), 15, 200).await;
     let collector = harness.run(&harness.settings()).await;
 
-    let rows = wait_for_lines(&harness.receiver, &[&object]).await;
-    harness.wait_for_empty_queue().await;
-    assert_stored_once(&rows, &[&object]);
+    harness
+        .expect_each_line_once_then_empty_queue(&[&object])
+        .await;
     let metrics = collector.metrics().await;
     assert_eq!(metrics.value("s3logd_messages_unrecognized_total"), 0.0);
 }
@@ -441,9 +441,9 @@ async fn eventbridge_object_created_events_are_handled() {
     harness.send_message(&event.to_string()).await;
     let collector = harness.run(&harness.settings()).await;
 
-    let rows = wait_for_lines(&harness.receiver, &[&object]).await;
-    harness.wait_for_empty_queue().await;
-    assert_stored_once(&rows, &[&object]);
+    harness
+        .expect_each_line_once_then_empty_queue(&[&object])
+        .await;
     let metrics = collector.metrics().await;
     assert_eq!(metrics.value("s3logd_messages_unrecognized_total"), 0.0);
 }
@@ -477,9 +477,9 @@ async fn keys_with_spaces_plus_and_equals_are_fetched_by_their_real_name() {
         .await;
     let collector = harness.run(&harness.settings()).await;
 
-    let rows = wait_for_lines(&harness.receiver, &[&spaced, &plain]).await;
-    harness.wait_for_empty_queue().await;
-    assert_stored_once(&rows, &[&spaced, &plain]);
+    let rows = harness
+        .expect_each_line_once_then_empty_queue(&[&spaced, &plain])
+        .await;
     for object in [&spaced, &plain] {
         let first_line = &object.lines[0];
         let row = rows.iter().find(|row| &row.msg == first_line).unwrap();

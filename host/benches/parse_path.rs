@@ -14,11 +14,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use s3logd::decode::{BatchLimits, decompress};
-use s3logd::parse::{Limits, Parsers, Record, RecordVisitor, Runtime};
+use s3logd::parse::{Limits, LoadedParser, Parsers, Record, RecordVisitor, Runtime};
 use s3logd::pipeline::{ObjectSummary, ParserChoice, parse_object};
 use s3logd::sink::json::JsonLineWriter;
 use s3logd_parser_sdk::BatchParser;
 use s3logd_rows::{Decoder, Entry};
+
+mod common;
+use common::Count;
 
 const BATCH: usize = 256 << 10;
 
@@ -69,15 +72,14 @@ fn batches(text: &str) -> Vec<&str> {
     out
 }
 
-struct Count(u64);
-
-impl RecordVisitor for Count {
-    fn record(&mut self, _record: &Record<'_>) {
-        self.0 += 1;
+/// Runs `batches` through a new session of `parser`.
+fn count_records(parser: &LoadedParser, batches: &[&str]) -> u64 {
+    let mut session = parser.open("bench", &[]).unwrap();
+    let mut count = Count(0);
+    for batch in batches {
+        session.parse(batch, &mut count).unwrap();
     }
-    fn line_error(&mut self, line: u64, reason: &str) {
-        panic!("line {line}: {reason}");
-    }
+    count.0
 }
 
 /// Writes the VictoriaLogs body of every batch, as the sink would.
@@ -159,14 +161,7 @@ fn main() {
     }
 
     if wanted("component") {
-        let (time, records) = median_of_3(|| {
-            let mut session = alb.open("bench", &[]).unwrap();
-            let mut count = Count(0);
-            for batch in &batches {
-                session.parse(batch, &mut count).unwrap();
-            }
-            count.0
-        });
+        let (time, records) = median_of_3(|| count_records(&alb, &batches));
         assert_eq!(records, n);
         Row {
             name: "ALB component (rows decoded on the host)".into(),
@@ -226,14 +221,7 @@ fn main() {
         let input = sample.repeat(repeats);
         let input_lines = input.lines().count() as u64;
         let batches = self::batches(&input);
-        let (time, _) = median_of_3(|| {
-            let mut session = parser.open("bench", &[]).unwrap();
-            let mut count = Count(0);
-            for batch in &batches {
-                session.parse(batch, &mut count).unwrap();
-            }
-            count.0
-        });
+        let (time, _) = median_of_3(|| count_records(parser, &batches));
         Row {
             name: name.clone(),
             lines: input_lines,

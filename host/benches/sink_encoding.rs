@@ -17,6 +17,9 @@ use std::time::Duration;
 use s3logd::config::Compression;
 use s3logd::decode::BatchLimits;
 use s3logd::parse::{Limits, Parsers, Record, RecordVisitor, Runtime};
+
+mod common;
+use common::Count;
 use s3logd::pipeline::{ObjectSummary, ParserChoice, parse_object};
 use s3logd::sink::json::JsonLineWriter;
 use s3logd::sink::victorialogs::compress;
@@ -40,21 +43,22 @@ impl RecordVisitor for JsonLines {
     }
 }
 
-/// Only counts, for the parse time without encoding.
-struct Count(u64);
-
-impl RecordVisitor for Count {
-    fn record(&mut self, _: &Record<'_>) {
-        self.0 += 1;
-    }
-
-    fn line_error(&mut self, line: u64, reason: &str) {
-        panic!("line {line} of generated ALB lines failed: {reason}");
-    }
-}
-
 /// Time this thread spent on a CPU (Linux): on a machine shared with other
 /// builds, wall time measures the neighbours as much as the work.
+fn parse(parsers: &Parsers, choice: &ParserChoice, raw: &str, visitor: &mut impl RecordVisitor) {
+    let summary = &mut ObjectSummary::default();
+    parse_object(
+        parsers,
+        choice,
+        KEY,
+        raw.as_bytes(),
+        BatchLimits::default(),
+        visitor,
+        summary,
+    )
+    .expect("parses");
+}
+
 fn thread_cpu_time() -> Duration {
     let schedstat = std::fs::read_to_string("/proc/thread-self/schedstat")
         .expect("/proc/thread-self/schedstat (Linux) is readable");
@@ -117,30 +121,12 @@ fn main() {
             writer: JsonLineWriter::new(&[("bucket".into(), "logs".into())]),
             out: Vec::with_capacity(raw.len() * 2),
         };
-        parse_object(
-            &parsers,
-            &choice,
-            KEY,
-            raw.as_bytes(),
-            BatchLimits::default(),
-            &mut visitor,
-            &mut ObjectSummary::default(),
-        )
-        .expect("parses");
+        parse(&parsers, &choice, &raw, &mut visitor);
         json = visitor.out;
     });
     let parse_only = best_of(|| {
         let mut visitor = Count(0);
-        parse_object(
-            &parsers,
-            &choice,
-            KEY,
-            raw.as_bytes(),
-            BatchLimits::default(),
-            &mut visitor,
-            &mut ObjectSummary::default(),
-        )
-        .expect("parses");
+        parse(&parsers, &choice, &raw, &mut visitor);
         assert_eq!(visitor.0 as usize, line_count);
     });
     println!(

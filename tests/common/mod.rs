@@ -143,6 +143,19 @@ impl Harness {
         .await;
     }
 
+    /// The at-least-once outcome most scenarios end with: every line of
+    /// `objects` stored exactly once, then every message deleted. Returns
+    /// the stored rows for further checks.
+    pub async fn expect_each_line_once_then_empty_queue(
+        &self,
+        objects: &[&LogObject],
+    ) -> Vec<StoredRow> {
+        let rows = wait_for_lines(&self.receiver, objects).await;
+        self.wait_for_empty_queue().await;
+        assert_stored_once(&rows, objects);
+        rows
+    }
+
     pub async fn wait_for_queue(&self, expected: QueueCounts) {
         self.moto
             .wait_for_queue_counts(&self.queue, expected, WAIT)
