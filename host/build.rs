@@ -2,6 +2,7 @@
 //! marked `[package.metadata.s3logd] bundled = true`) and generates
 //! `bundled.rs`, which embeds them in the binary.
 
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::PathBuf;
 
 fn main() {
@@ -18,12 +19,18 @@ fn main() {
     );
 
     let mut code = String::from(
-        "/// Bundled parser components: (package, component bytes).\npub const BUNDLED: &[(&str, &[u8])] = &[\n",
+        "/// Bundled parser components: (package, component bytes, digest of the bytes).\n\
+         pub const BUNDLED: &[(&str, &[u8], u64)] = &[\n",
     );
     for (package, path) in packages.iter().zip(&wasm) {
+        // Names the bytes in the compile cache, so that start-up finds a
+        // cached component without reading (and paging in) its bytes.
+        let mut hasher = DefaultHasher::new();
+        std::fs::read(path).unwrap().hash(&mut hasher);
         code.push_str(&format!(
-            "    ({package:?}, include_bytes!({:?})),\n",
-            path.display().to_string()
+            "    ({package:?}, include_bytes!({:?}), {:#x}),\n",
+            path.display().to_string(),
+            hasher.finish()
         ));
     }
     code.push_str("];\n");

@@ -107,6 +107,63 @@ fn every_sample_is_detected_by_key_and_parses_to_its_listed_counts() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// Parses a sample with `parsers`, detecting its parser; returns the
+/// parser's name and the counts.
+fn parse_sample(parsers: &Parsers, sample: &Sample) -> (String, u64, u64) {
+    let bytes = std::fs::read(&sample.file).unwrap();
+    let mut counting = Counting::default();
+    let mut summary = ObjectSummary::default();
+    parse_object(
+        parsers,
+        &ParserChoice::Auto,
+        &sample.key,
+        bytes.as_slice(),
+        BatchLimits::default(),
+        &mut counting,
+        &mut summary,
+    )
+    .unwrap();
+    (
+        summary.parser,
+        counting.records,
+        counting.errors.len() as u64,
+    )
+}
+
+#[test]
+fn a_cached_bundled_parser_is_prepared_on_its_first_object() {
+    let cache = tempfile::tempdir().unwrap();
+    let load = || {
+        let runtime = Runtime::new(Limits::default())
+            .unwrap()
+            .with_cache_dir(Some(cache.path().into()));
+        Parsers::load(Arc::new(runtime), &[]).unwrap()
+    };
+    let cold = load();
+    assert!(cold.iter().all(|p| p.is_prepared()), "nothing cached yet");
+
+    let warm = load();
+    assert!(
+        warm.iter().all(|p| !p.is_prepared()),
+        "every description cached"
+    );
+    assert_eq!(warm.names(), cold.names());
+    for (warm, cold) in warm.iter().zip(cold.iter()) {
+        assert_eq!(format!("{:?}", warm.info), format!("{:?}", cold.info));
+    }
+
+    let sample = samples().into_iter().find(|s| s.parser == "alb").unwrap();
+    let want = (sample.parser.clone(), sample.records, sample.errors);
+    assert_eq!(parse_sample(&warm, &sample), want);
+    assert_eq!(parse_sample(&cold, &sample), want);
+    let prepared: Vec<&str> = warm
+        .iter()
+        .filter(|p| p.is_prepared())
+        .map(|p| p.info.name.as_str())
+        .collect();
+    assert_eq!(prepared, ["alb"]);
+}
+
 #[test]
 fn first_lines_alone_pick_the_parser_that_declares_them() {
     let mut failures = Vec::new();

@@ -32,19 +32,21 @@ pub enum FailureReason {
     Timeout,
     OutOfMemory,
     BadOutput,
+    ParserUnavailable,
     Refused,
     Sink,
     BucketNotAllowed,
 }
 
 impl FailureReason {
-    const ALL: [FailureReason; 9] = [
+    const ALL: [FailureReason; 10] = [
         FailureReason::Read,
         FailureReason::NoParser,
         FailureReason::Trap,
         FailureReason::Timeout,
         FailureReason::OutOfMemory,
         FailureReason::BadOutput,
+        FailureReason::ParserUnavailable,
         FailureReason::Refused,
         FailureReason::Sink,
         FailureReason::BucketNotAllowed,
@@ -58,6 +60,7 @@ impl FailureReason {
             FailureReason::Timeout => "timeout",
             FailureReason::OutOfMemory => "out_of_memory",
             FailureReason::BadOutput => "bad_output",
+            FailureReason::ParserUnavailable => "parser_unavailable",
             FailureReason::Refused => "refused",
             FailureReason::Sink => "sink",
             FailureReason::BucketNotAllowed => "bucket_not_allowed",

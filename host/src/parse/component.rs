@@ -7,9 +7,11 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use s3logd_rows::FieldType;
+use serde::{Deserialize, Serialize};
 
 use super::bindings::exports::s3logd::parser::parser as wit;
 use super::bindings::{ParserComponent, ParserComponentPre};
+use super::cache::{self, Wasm};
 use super::runtime::Runtime;
 use super::sandbox::{ALLOWED_IMPORTS, SandboxState, new_store};
 
@@ -36,7 +38,8 @@ impl fmt::Display for Origin {
 }
 
 /// A parser's self-description (the WIT `info` record in host types).
-#[derive(Clone, Debug)]
+/// Serialized only into the compile cache.
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ParserInfo {
     pub name: String,
     pub version: String,
@@ -49,31 +52,52 @@ pub struct ParserInfo {
     pub time_source: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Field {
     pub name: String,
+    #[serde(with = "field_type_name")]
     pub ty: FieldType,
     pub description: String,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct OptionDoc {
     pub name: String,
     pub description: String,
     pub default_value: Option<String>,
 }
 
+pub(super) type Prepared = ParserComponentPre<SandboxState>;
+
 /// A component ready to instantiate, with its description.
 pub(super) struct Loaded {
-    pub(super) pre: ParserComponentPre<SandboxState>,
+    pub(super) pre: Prepared,
     pub(super) info: ParserInfo,
 }
 
-pub(super) fn load(runtime: &Runtime, wasm: &[u8], origin: &Origin) -> Result<Loaded> {
-    if !wasm.starts_with(b"\0asm") {
+/// Prepares `wasm` and asks it to describe itself.
+pub(super) fn load(runtime: &Runtime, wasm: Wasm, origin: &Origin) -> Result<Loaded> {
+    let pre = prepare(runtime, wasm, origin)?;
+    let info =
+        describe(runtime, &pre).with_context(|| format!("{origin} failed to describe itself"))?;
+    if let Some(entry) = cache_entry(runtime, wasm) {
+        entry.store_info(&info);
+    }
+    Ok(Loaded { pre, info })
+}
+
+/// What an earlier [`load`] of the same bytes learnt from `describe`.
+pub(super) fn cached_info(runtime: &Runtime, wasm: Wasm) -> Option<ParserInfo> {
+    cache_entry(runtime, wasm)?.info()
+}
+
+/// Compiles (or takes from the cache) and checks `wasm` against the
+/// contract and the sandbox, ready to instantiate.
+pub(super) fn prepare(runtime: &Runtime, wasm: Wasm, origin: &Origin) -> Result<Prepared> {
+    if !wasm.bytes.starts_with(b"\0asm") {
         bail!("{origin} is not a WebAssembly file");
     }
-    let component = super::cache::compile(&runtime.engine, wasm, runtime.cache_dir.as_deref())
+    let component = cache::compile(&runtime.engine, wasm, cache_entry(runtime, wasm).as_ref())
         .map_err(anyhow::Error::from)
         .with_context(|| format!("{origin} is not a valid WebAssembly component (parsers are built for wasm32-wasip2)"))?;
     let ty = component.component_type();
@@ -85,12 +109,14 @@ pub(super) fn load(runtime: &Runtime, wasm: &[u8], origin: &Origin) -> Result<Lo
         .instantiate_pre(&component)
         .map_err(anyhow::Error::from)
         .with_context(|| format!("{origin} cannot be linked"))?;
-    let pre = ParserComponentPre::new(pre)
+    ParserComponentPre::new(pre)
         .map_err(anyhow::Error::from)
-        .with_context(|| format!("{origin} does not match the {CONTRACT} contract"))?;
-    let info =
-        describe(runtime, &pre).with_context(|| format!("{origin} failed to describe itself"))?;
-    Ok(Loaded { pre, info })
+        .with_context(|| format!("{origin} does not match the {CONTRACT} contract"))
+}
+
+fn cache_entry(runtime: &Runtime, wasm: Wasm) -> Option<cache::Entry> {
+    let dir = runtime.cache_dir.as_deref()?;
+    Some(cache::Entry::new(dir, &runtime.engine, wasm))
 }
 
 fn check_contract<'a>(exports: impl Iterator<Item = &'a str>, origin: &Origin) -> Result<()> {
@@ -139,7 +165,7 @@ fn check_imports<'a>(imports: impl Iterator<Item = &'a str>, origin: &Origin) ->
     Ok(())
 }
 
-fn describe(runtime: &Runtime, pre: &ParserComponentPre<SandboxState>) -> Result<ParserInfo> {
+fn describe(runtime: &Runtime, pre: &Prepared) -> Result<ParserInfo> {
     let mut store = new_store(runtime);
     store.set_epoch_deadline(runtime.limits.deadline_ticks());
     let instance: ParserComponent = pre.instantiate(&mut store).map_err(anyhow::Error::from)?;
@@ -198,6 +224,24 @@ fn field_type(ty: wit::FieldType) -> FieldType {
         wit::FieldType::StringList => FieldType::StringList,
         wit::FieldType::IntegerList => FieldType::IntegerList,
         wit::FieldType::Any => FieldType::Any,
+    }
+}
+
+/// Field types by their WIT names in the cached self-description.
+mod field_type_name {
+    use s3logd_rows::FieldType;
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub fn serialize<S: Serializer>(ty: &FieldType, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(ty.name())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<FieldType, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        FieldType::ALL
+            .into_iter()
+            .find(|ty| ty.name() == name)
+            .ok_or_else(|| D::Error::custom(format!("unknown field type {name:?}")))
     }
 }
 

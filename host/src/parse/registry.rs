@@ -1,27 +1,35 @@
 //! The parsers this process knows: the bundled components embedded in the
 //! binary, plus custom components named on the command line or in config.
+//!
+//! A bundled component whose self-description an earlier run cached is
+//! prepared only when its first object arrives: most processes use one or
+//! two formats, and each prepared component costs start-up time and memory.
+//! Custom components are always checked at start, so that a broken one
+//! stops s3logd at once.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use anyhow::{Context, Result, bail};
 
-use super::bindings::ParserComponentPre;
-use super::component::{Origin, ParserInfo, load};
+use super::cache::Wasm;
+use super::component::{Origin, ParserInfo, Prepared, cached_info, load, prepare};
 use super::detect::{Patterns, choose};
 use super::runtime::Runtime;
-use super::sandbox::SandboxState;
 use super::session::{ObjectSession, ParserFailure};
 
 mod bundled {
     include!(concat!(env!("OUT_DIR"), "/bundled.rs"));
 }
 
-/// A loaded, checked parser component.
+/// A parser component and its self-description.
 pub struct LoadedParser {
     pub info: ParserInfo,
     pub origin: Origin,
-    pre: ParserComponentPre<SandboxState>,
+    /// Set at start, or by the first `open` of a deferred bundled parser.
+    pre: OnceLock<Result<Prepared, String>>,
+    /// The bytes a deferred parser is prepared from.
+    deferred: Option<Wasm<'static>>,
     patterns: Patterns,
     runtime: Arc<Runtime>,
 }
@@ -33,13 +41,23 @@ impl LoadedParser {
         object_key: &str,
         options: &[(String, String)],
     ) -> Result<ObjectSession, ParserFailure> {
-        ObjectSession::open(
-            &self.runtime,
-            &self.pre,
-            &self.info.fields,
-            object_key,
-            options,
-        )
+        let pre = self
+            .pre
+            .get_or_init(|| {
+                let wasm = self
+                    .deferred
+                    .expect("a parser without its component at start is deferred");
+                prepare(&self.runtime, wasm, &self.origin).map_err(|e| format!("{e:#}"))
+            })
+            .as_ref()
+            .map_err(|reason| ParserFailure::Unavailable(reason.clone()))?;
+        ObjectSession::open(&self.runtime, pre, &self.info.fields, object_key, options)
+    }
+
+    /// Whether the component is prepared (false for a deferred parser
+    /// before its first object).
+    pub fn is_prepared(&self) -> bool {
+        self.pre.get().is_some()
     }
 }
 
@@ -58,7 +76,7 @@ impl Parsers {
         for path in custom_files(custom)? {
             let wasm = std::fs::read(&path)
                 .with_context(|| format!("reading parser {}", path.display()))?;
-            let parser = load_one(&runtime, &wasm, Origin::File(path))?;
+            let parser = load_one(&runtime, Wasm::hashed(&wasm), Origin::File(path))?;
             if let Some(other) = parsers.iter().find(|p| p.info.name == parser.info.name) {
                 bail!(
                     "two custom parsers are named {:?}: {} and {}",
@@ -69,9 +87,13 @@ impl Parsers {
             }
             parsers.push(Arc::new(parser));
         }
-        for (package, wasm) in bundled::BUNDLED {
-            let parser = load_one(&runtime, wasm, Origin::Bundled)
-                .with_context(|| format!("loading the bundled parser {package}"))?;
+        for &(package, bytes, digest) in bundled::BUNDLED {
+            let wasm = Wasm { bytes, digest };
+            let parser = match cached_info(&runtime, wasm) {
+                Some(info) => parser(&runtime, info, Origin::Bundled, Component::Deferred(wasm)),
+                None => load_one(&runtime, wasm, Origin::Bundled),
+            }
+            .with_context(|| format!("loading the bundled parser {package}"))?;
             if parsers.iter().all(|p| p.info.name != parser.info.name) {
                 parsers.push(Arc::new(parser));
             }
@@ -98,16 +120,44 @@ impl Parsers {
     }
 }
 
-fn load_one(runtime: &Arc<Runtime>, wasm: &[u8], origin: Origin) -> Result<LoadedParser> {
+fn load_one(runtime: &Arc<Runtime>, wasm: Wasm, origin: Origin) -> Result<LoadedParser> {
     let loaded = load(runtime, wasm, &origin)?;
-    let patterns = Patterns::compile(&loaded.info.key_patterns, &loaded.info.first_line_patterns)
-        .map_err(|e| {
-        anyhow::anyhow!("{origin}: parser {:?} declares an {e}", loaded.info.name)
-    })?;
-    Ok(LoadedParser {
-        info: loaded.info,
+    parser(
+        runtime,
+        loaded.info,
         origin,
-        pre: loaded.pre,
+        Component::Prepared(loaded.pre),
+    )
+}
+
+/// Where a parser's component comes from.
+enum Component {
+    Prepared(Prepared),
+    /// Prepared from these bytes by the first `open`.
+    Deferred(Wasm<'static>),
+}
+
+fn parser(
+    runtime: &Arc<Runtime>,
+    info: ParserInfo,
+    origin: Origin,
+    component: Component,
+) -> Result<LoadedParser> {
+    let patterns = Patterns::compile(&info.key_patterns, &info.first_line_patterns)
+        .map_err(|e| anyhow::anyhow!("{origin}: parser {:?} declares an {e}", info.name))?;
+    let prepared = OnceLock::new();
+    let deferred = match component {
+        Component::Prepared(pre) => {
+            let _ = prepared.set(Ok(pre));
+            None
+        }
+        Component::Deferred(wasm) => Some(wasm),
+    };
+    Ok(LoadedParser {
+        info,
+        origin,
+        pre: prepared,
+        deferred,
         patterns,
         runtime: runtime.clone(),
     })

@@ -27,6 +27,8 @@ pub enum ParserFailure {
     OutOfMemory { limit_mib: usize },
     /// The parser returned bytes that are not a valid row encoding.
     BadOutput(String),
+    /// A bundled component deferred at start could not be prepared.
+    Unavailable(String),
 }
 
 impl fmt::Display for ParserFailure {
@@ -42,6 +44,9 @@ impl fmt::Display for ParserFailure {
                 write!(f, "parser exceeded its memory limit of {limit_mib} MiB")
             }
             ParserFailure::BadOutput(reason) => write!(f, "parser returned invalid rows: {reason}"),
+            ParserFailure::Unavailable(reason) => {
+                write!(f, "parser component could not be prepared: {reason}")
+            }
         }
     }
 }
@@ -57,6 +62,7 @@ impl ParserFailure {
             ParserFailure::Timeout(_) => "timeout",
             ParserFailure::OutOfMemory { .. } => "out_of_memory",
             ParserFailure::BadOutput(_) => "bad_output",
+            ParserFailure::Unavailable(_) => "parser_unavailable",
         }
     }
 }
