@@ -31,6 +31,9 @@ use routing::Router;
 
 /// Encoded records are handed to the sink in buffers of about this size.
 const SEND_BUFFER_BYTES: usize = 1 << 20;
+/// Room past [`SEND_BUFFER_BYTES`] for the record that fills a buffer, so
+/// that it does not reallocate (and copy a megabyte) just before leaving.
+const SEND_BUFFER_SLACK: usize = 64 << 10;
 
 /// Why an object was not stored.
 #[derive(Debug)]
@@ -108,7 +111,7 @@ impl ObjectProcessor {
                 object: &object,
                 runtime,
                 writer: None,
-                buffer: Vec::new(),
+                buffer: Vec::with_capacity(SEND_BUFFER_BYTES + SEND_BUFFER_SLACK),
                 records_in_buffer: 0,
                 deliveries: Vec::new(),
             };
@@ -227,7 +230,10 @@ impl SinkVisitor<'_> {
         if self.records_in_buffer == 0 {
             return;
         }
-        let lines = std::mem::replace(&mut self.buffer, Vec::with_capacity(SEND_BUFFER_BYTES));
+        let lines = std::mem::replace(
+            &mut self.buffer,
+            Vec::with_capacity(SEND_BUFFER_BYTES + SEND_BUFFER_SLACK),
+        );
         let records = std::mem::take(&mut self.records_in_buffer);
         let reservation = self
             .runtime
