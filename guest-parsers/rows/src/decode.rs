@@ -214,6 +214,10 @@ impl<'a> Reader<'a> {
         })
     }
 
+    // Inlined so that a value is built in registers and stored once into
+    // the row: returned through the stack, its 16-byte reload missed store
+    // forwarding and cost more than the rest of decoding.
+    #[inline(always)]
     fn value(&mut self) -> Result<Value<'a>, DecodeError> {
         if self.buf.get(self.pos) == Some(&tag::LIST) {
             self.pos += 1;
@@ -233,6 +237,7 @@ impl<'a> Reader<'a> {
 
     /// Runs for every value of every row: fixed-size values are read with
     /// one bounds check.
+    #[inline(always)]
     fn scalar(&mut self) -> Result<Value<'a>, DecodeError> {
         let at = self.pos;
         let truncated = || DecodeError {
