@@ -176,18 +176,16 @@ fn endpoint(row: &mut Row, ip: Col, port: Col, value: &str) -> Result<(), String
     }
     let (host, port_text) =
         text::split_host_port(value).ok_or_else(|| invalid(ip.name(), value, "an ip:port pair"))?;
-    let port_number = port_text
-        .parse()
-        .map_err(|_| invalid(port.name(), port_text, "an integer"))?;
+    let port_number =
+        text::parse_int(port_text).ok_or_else(|| invalid(port.name(), port_text, "an integer"))?;
     row.str(ip.id(), host).int(port.id(), port_number);
     Ok(())
 }
 
 fn int(row: &mut Row, col: Col, value: &str) -> Result<(), String> {
     if value != "-" {
-        let number = value
-            .parse()
-            .map_err(|_| invalid(col.name(), value, "an integer"))?;
+        let number =
+            text::parse_int(value).ok_or_else(|| invalid(col.name(), value, "an integer"))?;
         row.int(col.id(), number);
     }
     Ok(())
@@ -196,9 +194,8 @@ fn int(row: &mut Row, col: Col, value: &str) -> Result<(), String> {
 /// Timings keep AWS's `-1` ("not available") as the number -1.
 fn float(row: &mut Row, col: Col, value: &str) -> Result<(), String> {
     if value != "-" {
-        let number = value
-            .parse()
-            .map_err(|_| invalid(col.name(), value, "a number"))?;
+        let number =
+            text::parse_float(value).ok_or_else(|| invalid(col.name(), value, "a number"))?;
         row.float(col.id(), number);
     }
     Ok(())
@@ -239,12 +236,12 @@ fn int_list(row: &mut Row, col: Col, value: &str) -> Result<(), String> {
         return Ok(());
     }
     // Checked before writing: the list setter takes numbers, not results.
-    if let Some(bad) = value.split(' ').find(|code| code.parse::<i64>().is_err()) {
+    if let Some(bad) = value
+        .split(' ')
+        .find(|code| text::parse_int(code).is_none())
+    {
         return Err(invalid(col.name(), bad, "an integer"));
     }
-    row.int_list(
-        col.id(),
-        value.split(' ').filter_map(|code| code.parse().ok()),
-    );
+    row.int_list(col.id(), value.split(' ').filter_map(text::parse_int));
     Ok(())
 }

@@ -136,6 +136,68 @@ pub fn split_request(request: &str) -> Request<'_> {
     }
 }
 
+/// An integer as `str::parse::<i64>` reads it (an optional sign, then
+/// ASCII digits), with a fast path for the short numbers logs are full of.
+pub fn parse_int(s: &str) -> Option<i64> {
+    let bytes = s.as_bytes();
+    let (negative, digits) = match bytes.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        Some((b'+', rest)) => (false, rest),
+        _ => (false, bytes),
+    };
+    // Eighteen digits cannot overflow an i64.
+    if digits.is_empty() || digits.len() > 18 {
+        return s.parse().ok();
+    }
+    let mut value = 0i64;
+    for &b in digits {
+        let digit = b.wrapping_sub(b'0');
+        if digit > 9 {
+            return None;
+        }
+        value = value * 10 + i64::from(digit);
+    }
+    Some(if negative { -value } else { value })
+}
+
+/// A finite decimal number as `str::parse::<f64>` reads it. Plain decimals
+/// (`-1`, `0.000073`) take Clinger's fast path: an integer mantissa below
+/// 2^53 divided by an exact power of ten is one correctly rounded
+/// operation, so the result equals the full parser's. Anything else
+/// (exponents, long mantissas) goes to the full parser; `inf` and `NaN`
+/// are refused, since no sink can store them.
+pub fn parse_float(s: &str) -> Option<f64> {
+    const EXACT_POWERS: [f64; 23] = [
+        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+        1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+    ];
+    let bytes = s.as_bytes();
+    let (negative, number) = match bytes.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, bytes),
+    };
+    let mut mantissa = 0u64;
+    let mut digits = 0;
+    let mut fraction_digits = None;
+    for &b in number {
+        match b {
+            b'0'..=b'9' if digits < 19 => {
+                mantissa = mantissa * 10 + u64::from(b - b'0');
+                digits += 1;
+                fraction_digits = fraction_digits.map(|n: usize| n + 1);
+            }
+            b'.' if fraction_digits.is_none() => fraction_digits = Some(0),
+            _ => return s.parse::<f64>().ok().filter(|v| v.is_finite()),
+        }
+    }
+    let scale = fraction_digits.unwrap_or(0);
+    if digits == 0 || mantissa >= 1 << 53 || scale >= EXACT_POWERS.len() {
+        return s.parse::<f64>().ok().filter(|v| v.is_finite());
+    }
+    let value = mantissa as f64 / EXACT_POWERS[scale];
+    Some(if negative { -value } else { value })
+}
+
 /// `None` for AWS's `-` placeholder and for empty values.
 pub fn present(s: &str) -> Option<&str> {
     (!s.is_empty() && s != "-").then_some(s)
@@ -147,10 +209,9 @@ pub fn int_or_dash(name: &str, value: &str) -> Result<Option<i64>, String> {
     if value == "-" {
         return Ok(None);
     }
-    value
-        .parse()
+    parse_int(value)
         .map(Some)
-        .map_err(|_| format!("{name} {value:?} is not an integer"))
+        .ok_or_else(|| format!("{name} {value:?} is not an integer"))
 }
 
 /// A decimal field: `None` for `-`; otherwise an error naming the field
@@ -160,10 +221,9 @@ pub fn float_or_dash(name: &str, value: &str) -> Result<Option<f64>, String> {
     if value == "-" {
         return Ok(None);
     }
-    match value.parse::<f64>() {
-        Ok(number) if number.is_finite() => Ok(Some(number)),
-        _ => Err(format!("{name} {value:?} is not a number")),
-    }
+    parse_float(value)
+        .map(Some)
+        .ok_or_else(|| format!("{name} {value:?} is not a number"))
 }
 
 /// An `ip:port` field split per [`split_host_port`]: `None` for `-`;
@@ -175,9 +235,7 @@ pub fn host_port_or_dash<'a>(name: &str, value: &'a str) -> Result<Option<(&'a s
     }
     let (host, port) =
         split_host_port(value).ok_or_else(|| format!("{name} {value:?} has no port"))?;
-    let port = port
-        .parse()
-        .map_err(|_| format!("{name} {value:?} has no numeric port"))?;
+    let port = parse_int(port).ok_or_else(|| format!("{name} {value:?} has no numeric port"))?;
     Ok(Some((host, port)))
 }
 
@@ -286,6 +344,79 @@ mod tests {
                 protocol: None,
             }
         );
+    }
+
+    #[test]
+    fn numbers_read_exactly_as_the_standard_parsers_read_them() {
+        let ints = [
+            "0",
+            "-1",
+            "+7",
+            "305",
+            "-0",
+            "123456789012345678",
+            "9223372036854775807",
+            "-9223372036854775808",
+            "9223372036854775808",
+            "",
+            "-",
+            "+",
+            "1x",
+            "x1",
+            "1 ",
+            "٣",
+            "00042",
+            "1.0",
+        ];
+        for text in ints {
+            assert_eq!(parse_int(text), text.parse::<i64>().ok(), "{text:?}");
+        }
+        let floats = [
+            "0",
+            "-1",
+            "0.000",
+            "0.001",
+            "0.000073",
+            "1.5",
+            "-0.25",
+            "12.",
+            ".5",
+            "-.5",
+            "123456.789012",
+            "0.1",
+            "0.3",
+            "2.675",
+            "9007199254740991",
+            "9007199254740993",
+            "1234567890.1234567890123",
+            "1e3",
+            "1E-7",
+            "-",
+            "",
+            ".",
+            "-.",
+            "1.2.3",
+            "1,5",
+            "0.0000000000000000000000001",
+            "+1.5",
+            "inf",
+            "NaN",
+            "-infinity",
+            "1e999",
+        ];
+        for text in floats {
+            let standard = text.parse::<f64>().ok().filter(|v| v.is_finite());
+            assert_eq!(
+                parse_float(text).map(f64::to_bits),
+                standard.map(f64::to_bits),
+                "{text:?}"
+            );
+        }
+        // Every timing ALB can write with three decimals, and then some.
+        for n in 0..20_000u32 {
+            let text = format!("{}.{:03}", n / 1000, n % 1000);
+            assert_eq!(parse_float(&text), text.parse().ok(), "{text}");
+        }
     }
 
     #[test]
