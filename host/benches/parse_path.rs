@@ -4,8 +4,8 @@
 //! bundled format through its component, over its samples repeated.
 //!
 //! `cargo bench -p s3logd --bench parse_path` (env `BENCH_LINES`, default
-//! 300000; `BENCH_ONLY=native,component,json,formats` picks rows, e.g. to
-//! profile one path). Prints a Markdown table; each figure is the median of
+//! 300000; `BENCH_ONLY=native,component,gunzip,native-json,json,formats`
+//! picks rows, e.g. to profile one path). Prints a Markdown table; each figure is the median of
 //! 3 runs.
 
 use std::io::{Read, Write};
@@ -13,12 +13,12 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use s3logd::decode::{BatchLimits, decompress};
-use s3logd::parse::{Limits, LoadedParser, Parsers, Record, RecordVisitor, Runtime};
+use s3logd::decode::{BatchLimits, Chunk, LineBatcher, decompress};
+use s3logd::parse::{Field, Limits, LoadedParser, Parsers, Record, RecordVisitor, Runtime};
 use s3logd::pipeline::{ObjectSummary, ParserChoice, parse_object};
 use s3logd::sink::json::JsonLineWriter;
 use s3logd_parser_sdk::BatchParser;
-use s3logd_rows::{Decoder, Entry};
+use s3logd_rows::{Decoder, Entry, Value};
 
 mod common;
 use common::Count;
@@ -90,6 +90,17 @@ struct Json {
     bytes: u64,
 }
 
+impl Json {
+    fn new() -> Json {
+        Json {
+            writer: JsonLineWriter::new(&[]),
+            body: Vec::with_capacity(2 << 20),
+            records: 0,
+            bytes: 0,
+        }
+    }
+}
+
 impl RecordVisitor for Json {
     fn record(&mut self, record: &Record<'_>) {
         self.writer.write(record, &mut self.body);
@@ -115,9 +126,14 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(300_000);
     let text = s3logd_test_support::alb::lines(42, lines);
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
-    gz.write_all(text.as_bytes()).unwrap();
-    let gz = gz.finish().unwrap();
+    // Compressing takes longer than any row, so only for rows that read it.
+    let gz = if ["gunzip", "native-json", "json"].into_iter().any(wanted) {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
+        gz.write_all(text.as_bytes()).unwrap();
+        gz.finish().unwrap()
+    } else {
+        Vec::new()
+    };
     let runtime = Arc::new(Runtime::new(Limits::default()).unwrap());
     let parsers = Parsers::load(runtime, &[]).unwrap();
     let alb = parsers.get("alb").unwrap().clone();
@@ -172,14 +188,76 @@ fn main() {
         .print();
     }
 
+    if wanted("gunzip") {
+        let (time, _) = median_of_3(|| {
+            let (_, mut reader) = decompress(gz.as_slice()).unwrap();
+            let mut buf = vec![0; BATCH];
+            let mut total = 0;
+            loop {
+                match reader.read(&mut buf).unwrap() {
+                    0 => break total,
+                    n => total += n as u64,
+                }
+            }
+        });
+        Row {
+            name: "gunzip only (256 KiB reads)".into(),
+            lines: n,
+            bytes,
+            time,
+        }
+        .print();
+    }
+
+    if wanted("native-json") {
+        // The native path end to end: what the component path is compared with.
+        let (time, _) = median_of_3(|| {
+            let mut json = Json::new();
+            let (_, reader) = decompress(gz.as_slice()).unwrap();
+            let mut batcher = LineBatcher::new(reader, BatchLimits::default());
+            let mut parser =
+                BatchParser::<s3logd_parser_alb::Alb>::open("bench", Vec::new()).unwrap();
+            let mut fields = alb.info.fields.clone();
+            while let Some(Chunk::Lines(batch)) = batcher.next_chunk().unwrap() {
+                let encoded = parser.parse(batch);
+                let mut values = Vec::with_capacity(fields.len());
+                let mut decoder = Decoder::new(&encoded, batch).unwrap();
+                while let Some(entry) = decoder.next_entry(&mut values).unwrap() {
+                    match entry {
+                        Entry::Row(row) => json.record(&Record {
+                            time: row.time,
+                            msg: match row.msg {
+                                Value::Str(s) => Some(s),
+                                _ => None,
+                            },
+                            fields: &fields,
+                            values: &values,
+                        }),
+                        Entry::Field { ty, name } => fields.push(Field {
+                            name: name.into(),
+                            ty,
+                            description: String::new(),
+                        }),
+                        Entry::Error { reason, .. } => panic!("{reason}"),
+                        Entry::End(_) => {}
+                    }
+                }
+            }
+            assert_eq!(json.records, n);
+            json.bytes + json.body.len() as u64
+        });
+        Row {
+            name: "gunzip → batches → native ALB parser → JSON".into(),
+            lines: n,
+            bytes,
+            time,
+        }
+        .print();
+    }
+
     if wanted("json") {
         let (time, json_bytes) = median_of_3(|| {
-            let mut json = Json {
-                writer: JsonLineWriter::new(&[]),
-                body: Vec::with_capacity(2 << 20),
-                records: 0,
-                bytes: 0,
-            };
+            let mut json = Json::new();
             let mut summary = ObjectSummary::default();
             let choice = ParserChoice::Named(alb.clone(), Vec::new());
             parse_object(
