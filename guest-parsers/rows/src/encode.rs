@@ -57,6 +57,7 @@ impl Encoder {
     }
 
     /// A string value: a span when `s` lies inside the input, else a copy.
+    #[inline(always)]
     pub fn str(&mut self, s: &str) -> Slot {
         let offset = (s.as_ptr() as usize).wrapping_sub(self.input_addr);
         if offset <= self.input_len && s.len() <= self.input_len - offset {
@@ -132,7 +133,7 @@ impl Encoder {
     /// of a constant 9 bytes, trimmed afterwards when it is shorter: in
     /// wasm a copy of variable length is a call, a constant one is two
     /// stores.
-    #[inline]
+    #[inline(always)]
     fn write_slot(&mut self, slot: Slot) {
         let mut bytes = [0u8; 9];
         let (tag, payload): (u8, Option<[u8; 8]>) = match slot {

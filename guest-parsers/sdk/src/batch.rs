@@ -166,6 +166,7 @@ impl Output {
         }
     }
 
+    #[inline(always)]
     fn set(&mut self, field: FieldId, slot: Slot) {
         debug_assert!(
             field < self.table.len,
@@ -205,6 +206,7 @@ impl Row<'_> {
     }
 
     /// A string; a slice of the line is sent without copying.
+    #[inline(always)]
     pub fn str(&mut self, field: FieldId, value: &str) -> &mut Self {
         let slot = self.out.encoder.str(value);
         self.out.set(field, slot);
@@ -212,6 +214,7 @@ impl Row<'_> {
     }
 
     /// A string, left absent when it is exactly `-` (AWS's "no value").
+    #[inline(always)]
     pub fn str_or_dash(&mut self, field: FieldId, value: &str) -> &mut Self {
         if value != "-" {
             self.str(field, value);
@@ -219,11 +222,13 @@ impl Row<'_> {
         self
     }
 
+    #[inline(always)]
     pub fn int(&mut self, field: FieldId, value: i64) -> &mut Self {
         self.out.set(field, Slot::Int(value));
         self
     }
 
+    #[inline(always)]
     pub fn float(&mut self, field: FieldId, value: f64) -> &mut Self {
         self.out.set(field, Slot::Float(value));
         self
@@ -235,6 +240,7 @@ impl Row<'_> {
     }
 
     /// A time value, UTC nanoseconds since the Unix epoch.
+    #[inline(always)]
     pub fn timestamp(&mut self, field: FieldId, nanos: i64) -> &mut Self {
         self.out.set(field, Slot::Timestamp(nanos));
         self
