@@ -6,6 +6,7 @@
 //! version arrives, an adapter for the older one goes next to `component`.
 
 mod cache;
+mod clock;
 mod component;
 mod detect;
 mod registry;

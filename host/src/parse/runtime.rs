@@ -1,19 +1,16 @@
 //! The one wasmtime engine of the process, its linker, and the clock that
-//! enforces per-call deadlines.
+//! enforces per-call deadlines (see `clock`).
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use wasmtime::component::Linker;
 use wasmtime::{Config, Engine};
 
+use super::clock::{DeadlineClock, EPOCH_TICK, Ticking};
 use super::sandbox::SandboxState;
-
-/// How often the epoch advances: the granularity of call deadlines.
-const EPOCH_TICK: Duration = Duration::from_millis(10);
 
 /// Resource limits applied to every parser call and instance.
 #[derive(Clone, Debug)]
@@ -45,7 +42,7 @@ pub struct Runtime {
     pub(super) linker: Linker<SandboxState>,
     pub(super) limits: Limits,
     pub(super) cache_dir: Option<PathBuf>,
-    ticker_stop: Arc<AtomicBool>,
+    clock: Arc<DeadlineClock>,
 }
 
 impl Runtime {
@@ -65,24 +62,14 @@ impl Runtime {
             .map_err(anyhow::Error::from)
             .context("linking WASI")?;
 
-        let ticker_stop = Arc::new(AtomicBool::new(false));
-        let (ticking_engine, stop) = (engine.clone(), ticker_stop.clone());
-        std::thread::Builder::new()
-            .name("s3logd-epoch".into())
-            .spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    std::thread::sleep(EPOCH_TICK);
-                    ticking_engine.increment_epoch();
-                }
-            })
-            .context("starting the deadline clock")?;
+        let clock = DeadlineClock::start(engine.clone())?;
 
         Ok(Runtime {
             engine,
             linker,
             limits,
             cache_dir: super::cache::default_dir(),
-            ticker_stop,
+            clock,
         })
     }
 
@@ -96,10 +83,15 @@ impl Runtime {
     pub fn limits(&self) -> &Limits {
         &self.limits
     }
+
+    /// Keeps the deadline clock running for as long as a store lives.
+    pub(super) fn ticking(&self) -> Ticking {
+        self.clock.ticking()
+    }
 }
 
 impl Drop for Runtime {
     fn drop(&mut self) {
-        self.ticker_stop.store(true, Ordering::Relaxed);
+        self.clock.stop();
     }
 }

@@ -18,6 +18,7 @@ use wasmtime_wasi::{
     HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView,
 };
 
+use super::clock::Ticking;
 use super::runtime::Runtime;
 
 /// WASI interfaces a parser may import. Rust's std pulls these in even
@@ -34,6 +35,8 @@ pub(super) struct SandboxState {
     table: ResourceTable,
     memory: MemoryCap,
     pub(super) stderr: StderrTail,
+    /// Deadlines need the clock running while the parser can run.
+    _clock: Ticking,
 }
 
 impl WasiView for SandboxState {
@@ -67,6 +70,7 @@ pub(super) fn new_store(runtime: &Runtime) -> Store<SandboxState> {
             exceeded: false,
         },
         stderr,
+        _clock: runtime.ticking(),
     };
     let mut store = Store::new(&runtime.engine, state);
     store.limiter(|state| &mut state.memory);
