@@ -148,6 +148,15 @@ fn main() {
         gz.len() as f64 / 1e6
     );
     println!("| path (one thread) | lines/s | MB/s | ns/line |\n|---|---|---|---|");
+    let alb_row = |name: &str, time| {
+        Row {
+            name: name.into(),
+            lines: n,
+            bytes,
+            time,
+        }
+        .print()
+    };
 
     if wanted("native") {
         // Like for like with the component row: the same rows, decoded on
@@ -167,25 +176,16 @@ fn main() {
             records
         });
         assert_eq!(records, n);
-        Row {
-            name: "native ALB parser (rows encoded, decoded on the host)".into(),
-            lines: n,
-            bytes,
+        alb_row(
+            "native ALB parser (rows encoded, decoded on the host)",
             time,
-        }
-        .print();
+        );
     }
 
     if wanted("component") {
         let (time, records) = median_of_3(|| count_records(&alb, &batches));
         assert_eq!(records, n);
-        Row {
-            name: "ALB component (rows decoded on the host)".into(),
-            lines: n,
-            bytes,
-            time,
-        }
-        .print();
+        alb_row("ALB component (rows decoded on the host)", time);
     }
 
     if wanted("gunzip") {
@@ -200,13 +200,7 @@ fn main() {
                 }
             }
         });
-        Row {
-            name: "gunzip only (256 KiB reads)".into(),
-            lines: n,
-            bytes,
-            time,
-        }
-        .print();
+        alb_row("gunzip only (256 KiB reads)", time);
     }
 
     if wanted("native-json") {
@@ -246,13 +240,7 @@ fn main() {
             assert_eq!(json.records, n);
             json.bytes + json.body.len() as u64
         });
-        Row {
-            name: "gunzip → batches → native ALB parser → JSON".into(),
-            lines: n,
-            bytes,
-            time,
-        }
-        .print();
+        alb_row("gunzip → batches → native ALB parser → JSON", time);
     }
 
     if wanted("json") {
@@ -273,13 +261,7 @@ fn main() {
             assert_eq!(json.records, n);
             json.bytes + json.body.len() as u64
         });
-        Row {
-            name: "gunzip → batches → ALB component → JSON".into(),
-            lines: n,
-            bytes,
-            time,
-        }
-        .print();
+        alb_row("gunzip → batches → ALB component → JSON", time);
         println!("\nJSON body: {:.0} B/line\n", json_bytes as f64 / n as f64);
     }
 
