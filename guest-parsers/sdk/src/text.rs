@@ -171,6 +171,7 @@ pub fn parse_float(s: &str) -> Option<f64> {
         1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
         1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
     ];
+    let full_parser = || s.parse::<f64>().ok().filter(|v| v.is_finite());
     let bytes = s.as_bytes();
     let (negative, number) = match bytes.split_first() {
         Some((b'-', rest)) => (true, rest),
@@ -187,12 +188,12 @@ pub fn parse_float(s: &str) -> Option<f64> {
                 fraction_digits = fraction_digits.map(|n: usize| n + 1);
             }
             b'.' if fraction_digits.is_none() => fraction_digits = Some(0),
-            _ => return s.parse::<f64>().ok().filter(|v| v.is_finite()),
+            _ => return full_parser(),
         }
     }
     let scale = fraction_digits.unwrap_or(0);
     if digits == 0 || mantissa >= 1 << 53 || scale >= EXACT_POWERS.len() {
-        return s.parse::<f64>().ok().filter(|v| v.is_finite());
+        return full_parser();
     }
     let value = mantissa as f64 / EXACT_POWERS[scale];
     Some(if negative { -value } else { value })
