@@ -4,12 +4,13 @@
 //! `notification` names objects, `object` streams each from S3, `decode`
 //! decompresses it and cuts it into line batches, `parse` runs the parser
 //! component over them, `sink` delivers the records, and `ack` deletes the
-//! message only when every record of it is stored. `shutdown` and
-//! `metrics` look after the process as a whole.
+//! message only when every record of it is stored. `shutdown`, `metrics`
+//! and `memory` look after the process as a whole.
 
 pub mod ack;
 pub mod config;
 pub mod decode;
+pub mod memory;
 pub mod metrics;
 pub mod notification;
 pub mod object;

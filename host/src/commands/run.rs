@@ -31,7 +31,7 @@ pub fn run(config_path: &Path) -> Result<ExitCode> {
     let config = Config::load(config_path)
         .map_err(|errors| anyhow::anyhow!("{}:\n{errors}", config_path.display()))?;
     init_logging(&config.log);
-    limit_malloc_caching();
+    s3logd::memory::limit_malloc_caching();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -40,23 +40,6 @@ pub fn run(config_path: &Path) -> Result<ExitCode> {
     // Parsing threads of abandoned objects must not hold up the exit.
     runtime.shutdown_background();
     result.map(|()| ExitCode::SUCCESS)
-}
-
-/// glibc gives each thread that allocates concurrently an arena of its own
-/// (up to eight per core) and raises its mmap threshold to the largest block
-/// freed so far, so the collector's megabyte buffers (record chunks, sink
-/// batches, line batches) end up cached in many arenas instead of going back
-/// to the system. Two arenas and a fixed threshold, so that such buffers are
-/// mapped and unmapped, took the full-path benchmark's peak RSS from 139 to
-/// 73 MiB at no measurable throughput cost (BENCHMARKS.md).
-fn limit_malloc_caching() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only sets allocator tunables; no other thread exists
-    // yet that could be allocating.
-    unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 2);
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 << 10);
-    }
 }
 
 fn init_logging(log: &LogConfig) {
@@ -159,6 +142,9 @@ async fn collect(config: Config) -> Result<()> {
         grace_period: Duration::from_secs(config.shutdown.grace_period_secs),
     });
     tracing::info!(queue = %config.queue.url, "collecting");
+    if let Err(error) = s3logd::memory::release_startup_pages() {
+        tracing::debug!(%error, "start-up pages stay resident");
+    }
     tokio::select! {
         () = collector.run() => {}
         served = server => {
