@@ -149,10 +149,9 @@ fn main() {
                 sent = batches
                     .iter()
                     .map(|batch| {
-                        compress(compression, batch.clone())
+                        compress(compression, batch)
                             .expect("compresses")
-                            .0
-                            .len()
+                            .map_or(batch.len(), |(body, _)| body.len())
                     })
                     .sum();
             });

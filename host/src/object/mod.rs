@@ -1,7 +1,7 @@
 //! One S3 object through the collector: checked against the bucket
 //! allowlist, streamed from S3 (never held whole), parsed on a blocking
 //! thread by the routed or detected parser, its records enriched, encoded
-//! and handed to the sink in ~1 MiB buffers. The object is stored when
+//! and handed to the sink in ~1 MiB buffers it recycles. The object is stored when
 //! parsing reached the end and the sink acknowledged every buffer.
 
 pub mod enrich;
@@ -25,15 +25,9 @@ use crate::pipeline::{ObjectSummary, ParserChoice, parse_object};
 use crate::queue::budget::ByteBudget;
 use crate::queue::error_chain;
 use crate::sink::json::JsonLineWriter;
-use crate::sink::victorialogs::{SinkError, VictoriaLogs};
+use crate::sink::victorialogs::{SEND_BUFFER_BYTES, SinkError, VictoriaLogs};
 use enrich::Enricher;
 use routing::Router;
-
-/// Encoded records are handed to the sink in buffers of about this size.
-const SEND_BUFFER_BYTES: usize = 1 << 20;
-/// Room past [`SEND_BUFFER_BYTES`] for the record that fills a buffer, so
-/// that it does not reallocate (and copy a megabyte) just before leaving.
-const SEND_BUFFER_SLACK: usize = 64 << 10;
 
 /// Why an object was not stored.
 #[derive(Debug)]
@@ -111,7 +105,7 @@ impl ObjectProcessor {
                 object: &object,
                 runtime,
                 writer: None,
-                buffer: Vec::with_capacity(SEND_BUFFER_BYTES + SEND_BUFFER_SLACK),
+                buffer: Vec::new(),
                 records_in_buffer: 0,
                 deliveries: Vec::new(),
             };
@@ -230,10 +224,7 @@ impl SinkVisitor<'_> {
         if self.records_in_buffer == 0 {
             return;
         }
-        let lines = std::mem::replace(
-            &mut self.buffer,
-            Vec::with_capacity(SEND_BUFFER_BYTES + SEND_BUFFER_SLACK),
-        );
+        let lines = std::mem::take(&mut self.buffer);
         let records = std::mem::take(&mut self.records_in_buffer);
         let reservation = self
             .runtime
@@ -258,6 +249,9 @@ impl RecordVisitor for SinkVisitor<'_> {
             .writer
             .as_mut()
             .expect("the pipeline names the parser before the first record");
+        if self.buffer.capacity() == 0 {
+            self.buffer = self.processor.sink.buffer();
+        }
         writer.write(record, &mut self.buffer);
         self.records_in_buffer += 1;
         if self.buffer.len() >= SEND_BUFFER_BYTES {

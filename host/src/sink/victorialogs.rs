@@ -8,6 +8,7 @@
 //! VictoriaLogs slows the collector down instead of growing the process.
 
 mod batch;
+mod buffers;
 mod compress;
 mod endpoint;
 
@@ -26,7 +27,12 @@ use crate::config::VictoriaLogsConfig;
 pub use compress::compress;
 
 use batch::{BatchLimits, Chunk};
+use buffers::Buffers;
 use endpoint::Endpoint;
+
+/// Callers hand records over in buffers of about this size, taken from
+/// [`VictoriaLogs::buffer`].
+pub const SEND_BUFFER_BYTES: usize = 1 << 20;
 
 /// A cheap handle on the running sink; clones share it. The sink's tasks
 /// finish the batches they hold once every handle is dropped.
@@ -40,6 +46,7 @@ struct Shared {
     /// One permit per byte handed over and not yet resolved.
     buffer_budget: Arc<Semaphore>,
     buffer_budget_bytes: u32,
+    buffers: Arc<Buffers>,
     stats: Arc<SinkStats>,
     cancel: CancellationToken,
     runtime: tokio::runtime::Handle,
@@ -135,12 +142,17 @@ impl VictoriaLogs {
             .max_bytes
             .saturating_mul(u64::from(config.max_requests_in_flight) + 1)
             .clamp(1, u64::from(u32::MAX)) as u32;
+        let buffers = Arc::new(Buffers::new(
+            config.batch_max_bytes,
+            config.max_requests_in_flight,
+        ));
         let (chunks, receiver) = mpsc::unbounded_channel();
         runtime.spawn(batch::run(
             receiver,
             limits,
             config.max_requests_in_flight as usize,
             Arc::new(endpoint),
+            buffers.clone(),
             stats.clone(),
             cancel.clone(),
         ));
@@ -149,11 +161,18 @@ impl VictoriaLogs {
                 chunks,
                 buffer_budget: Arc::new(Semaphore::new(buffer_budget_bytes as usize)),
                 buffer_budget_bytes,
+                buffers,
                 stats,
                 cancel,
                 runtime,
             }),
         })
+    }
+
+    /// An empty buffer for the lines of a later [`send`](Self::send), of
+    /// [`SEND_BUFFER_BYTES`] and some room; recycled from earlier sends.
+    pub fn buffer(&self) -> Vec<u8> {
+        self.shared.buffers.chunks.take()
     }
 
     /// Hands over whole JSON lines (from `JsonLineWriter`) holding

@@ -13,9 +13,10 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::buffers::Buffers;
 use super::endpoint::Endpoint;
 use super::{SinkError, SinkStats, compress};
-use crate::config::VictoriaLogsConfig;
+use crate::config::{Compression, VictoriaLogsConfig};
 
 pub(super) struct BatchLimits {
     pub max_bytes: u64,
@@ -70,12 +71,12 @@ impl Batch {
         self.lines.len() as u64 >= limits.max_bytes || self.records >= limits.max_records
     }
 
-    fn push(&mut self, chunk: Chunk, limits: &BatchLimits) {
-        if self.lines.is_empty() {
-            self.lines = chunk.lines;
-        } else {
-            self.lines.extend_from_slice(&chunk.lines);
+    fn push(&mut self, chunk: Chunk, limits: &BatchLimits, buffers: &Buffers) {
+        if self.lines.capacity() == 0 {
+            self.lines = buffers.batches.take();
         }
+        self.lines.extend_from_slice(&chunk.lines);
+        buffers.chunks.give(chunk.lines);
         self.records += chunk.records;
         self.waiters.push(Waiter {
             delivery: chunk.delivery,
@@ -104,7 +105,12 @@ enum Event {
     Closed,
     Cancelled,
     RequestDone,
+    /// Nothing was sent or pending for [`RELEASE_BUFFERS_AFTER`].
+    Idle,
 }
+
+/// How long the sink stays idle before it frees its recycled buffers.
+pub(super) const RELEASE_BUFFERS_AFTER: Duration = Duration::from_secs(2);
 
 /// The batching task; returns once every handle is dropped and every batch
 /// resolved, or once `cancel` fired and everything pending was cancelled.
@@ -113,32 +119,41 @@ pub(super) async fn run(
     limits: BatchLimits,
     max_requests_in_flight: usize,
     endpoint: Arc<Endpoint>,
+    buffers: Arc<Buffers>,
     stats: Arc<SinkStats>,
     cancel: CancellationToken,
 ) {
     let sender = Sender {
         slots: Arc::new(Semaphore::new(max_requests_in_flight)),
         endpoint,
+        buffers: buffers.clone(),
         stats,
         cancel: cancel.clone(),
     };
     let mut requests = JoinSet::new();
     let mut batch = Batch::default();
+    let mut last_event = Instant::now();
+    let mut buffers_released = true;
     loop {
+        let release_buffers_at = (!buffers_released && batch.is_empty() && requests.is_empty())
+            .then(|| last_event + RELEASE_BUFFERS_AFTER);
         let event = tokio::select! {
             biased;
             _ = cancel.cancelled() => Event::Cancelled,
             Some(_) = requests.join_next(), if !requests.is_empty() => Event::RequestDone,
             _ = sleep_until(batch.sealed_by) => Event::Aged,
             chunk = chunks.recv() => chunk.map_or(Event::Closed, Event::Chunk),
+            _ = sleep_until(release_buffers_at) => Event::Idle,
         };
+        last_event = Instant::now();
         let sealed = match event {
             Event::Chunk(chunk) => {
+                buffers_released = false;
                 let mut sealed = None;
                 if !batch.is_empty() && !batch.has_room_for(&chunk, &limits) {
                     sealed = Some(std::mem::take(&mut batch));
                 }
-                batch.push(chunk, &limits);
+                batch.push(chunk, &limits, &buffers);
                 if let Some(full) = sealed {
                     sender.dispatch(full, &mut requests).await;
                 }
@@ -164,6 +179,11 @@ pub(super) async fn run(
                 break;
             }
             Event::RequestDone => continue,
+            Event::Idle => {
+                buffers.release();
+                buffers_released = true;
+                continue;
+            }
         };
         sender.dispatch(sealed, &mut requests).await;
     }
@@ -171,7 +191,7 @@ pub(super) async fn run(
     while requests.join_next().await.is_some() {}
 }
 
-/// Wakes at the batch's deadline; never for an empty batch.
+/// Wakes at `deadline`; never without one.
 async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(deadline) => tokio::time::sleep_until(deadline).await,
@@ -183,6 +203,7 @@ struct Sender {
     /// One permit per request allowed in flight.
     slots: Arc<Semaphore>,
     endpoint: Arc<Endpoint>,
+    buffers: Arc<Buffers>,
     stats: Arc<SinkStats>,
     cancel: CancellationToken,
 }
@@ -199,6 +220,7 @@ impl Sender {
         requests.spawn(deliver(
             batch,
             self.endpoint.clone(),
+            self.buffers.clone(),
             self.stats.clone(),
             self.cancel.clone(),
             slot,
@@ -209,6 +231,7 @@ impl Sender {
 async fn deliver(
     batch: Batch,
     endpoint: Arc<Endpoint>,
+    buffers: Arc<Buffers>,
     stats: Arc<SinkStats>,
     cancel: CancellationToken,
     _slot: OwnedSemaphorePermit,
@@ -220,17 +243,35 @@ async fn deliver(
         ..
     } = batch;
     let uncompressed_bytes = lines.len() as u64;
-    let compression = endpoint.compression();
-    // Compression is CPU work of milliseconds per batch: off the async workers.
-    let (body, content_encoding) =
-        tokio::task::spawn_blocking(move || compress(compression, lines))
+    let (body, content_encoding) = match endpoint.compression() {
+        Compression::None => (Bytes::from(lines), None),
+        compression => {
+            // Compression is CPU work of milliseconds per batch: off the
+            // async workers.
+            let (lines, compressed) = tokio::task::spawn_blocking(move || {
+                let compressed = compress(compression, &lines);
+                (lines, compressed)
+            })
             .await
-            .expect("compression does not panic")
-            .expect("compressing into memory does not fail");
+            .expect("compression does not panic");
+            buffers.batches.give(lines);
+            let (body, encoding) = compressed
+                .expect("compressing into memory does not fail")
+                .expect("a compression other than none compresses");
+            (Bytes::from(body), Some(encoding))
+        }
+    };
     let compressed_bytes = body.len() as u64;
     let result = endpoint
-        .post_until_accepted(Bytes::from(body), content_encoding, &cancel)
+        .post_until_accepted(body.clone(), content_encoding, &cancel)
         .await;
+    if content_encoding.is_none() {
+        // Unique unless the HTTP client still holds a copy; then it is
+        // simply freed.
+        if let Ok(lines) = body.try_into_mut() {
+            buffers.batches.give(lines.into());
+        }
+    }
     if result.is_ok() {
         stats.records_sent.fetch_add(records, Relaxed);
         stats

@@ -290,6 +290,44 @@ async fn a_lone_chunk_is_sent_when_its_batch_is_old_enough() {
 }
 
 #[tokio::test]
+async fn buffers_are_recycled_while_records_flow_and_freed_when_the_sink_is_idle() {
+    let receiver = Receiver::start();
+    let cancel = CancellationToken::new();
+    for compression in [Compression::None, Compression::Zstd] {
+        let sink = start(
+            &VictoriaLogsConfig {
+                compression,
+                ..config(&receiver)
+            },
+            &cancel,
+        );
+        let buffers = &sink.shared.buffers;
+        let mut chunk = sink.buffer();
+        assert!(chunk.capacity() >= SEND_BUFFER_BYTES);
+        let chunk_address = chunk.as_ptr();
+        chunk.extend_from_slice(&lines(0, 10));
+        resolve(sink.send(chunk, 10).await).await.unwrap();
+        assert_eq!(
+            (buffers.chunks.kept(), buffers.batches.kept()),
+            (1, 1),
+            "{compression:?}: the chunk and its batch are kept for reuse"
+        );
+        let again = sink.buffer();
+        assert_eq!(again.as_ptr(), chunk_address, "{compression:?}");
+        buffers.chunks.give(again);
+
+        tokio::time::sleep(batch::RELEASE_BUFFERS_AFTER + Duration::from_millis(500)).await;
+        assert_eq!(
+            (buffers.chunks.kept(), buffers.batches.kept()),
+            (0, 0),
+            "{compression:?}: an idle sink holds no buffers"
+        );
+    }
+    let stored = stored_numbers(&receiver);
+    assert_eq!(stored, (0..10).flat_map(|n| [n, n]).collect::<Vec<u64>>());
+}
+
+#[tokio::test]
 async fn server_errors_and_throttling_are_retried_until_recovery() {
     let receiver = Receiver::start();
     receiver.fail_next(3, 500);
