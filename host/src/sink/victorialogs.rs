@@ -8,6 +8,7 @@
 //! VictoriaLogs slows the collector down instead of growing the process.
 
 mod batch;
+mod body;
 mod buffers;
 mod compress;
 mod endpoint;

@@ -1,18 +1,19 @@
 //! Gathers the chunks of every caller into batches bounded by bytes,
 //! records and age, and hands each sealed batch to a request task, with a
 //! bounded number of them in flight. Chunks are never split, so a batch
-//! exceeds the limits only when a single chunk does.
+//! exceeds the limits only when a single chunk does; uncompressed, they are
+//! sent one after the other as they are.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
-use bytes::Bytes;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::body::Body;
 use super::buffers::Buffers;
 use super::endpoint::Endpoint;
 use super::{SinkError, SinkStats, compress};
@@ -51,7 +52,9 @@ struct Waiter {
 
 #[derive(Default)]
 struct Batch {
-    lines: Vec<u8>,
+    /// The chunks' lines, in order.
+    chunks: Vec<Vec<u8>>,
+    bytes: u64,
     records: u64,
     waiters: Vec<Waiter>,
     sealed_by: Option<Instant>,
@@ -63,20 +66,17 @@ impl Batch {
     }
 
     fn has_room_for(&self, chunk: &Chunk, limits: &BatchLimits) -> bool {
-        (self.lines.len() + chunk.lines.len()) as u64 <= limits.max_bytes
+        self.bytes + chunk.lines.len() as u64 <= limits.max_bytes
             && self.records + chunk.records <= limits.max_records
     }
 
     fn is_full(&self, limits: &BatchLimits) -> bool {
-        self.lines.len() as u64 >= limits.max_bytes || self.records >= limits.max_records
+        self.bytes >= limits.max_bytes || self.records >= limits.max_records
     }
 
-    fn push(&mut self, chunk: Chunk, limits: &BatchLimits, buffers: &Buffers) {
-        if self.lines.capacity() == 0 {
-            self.lines = buffers.batches.take();
-        }
-        self.lines.extend_from_slice(&chunk.lines);
-        buffers.chunks.give(chunk.lines);
+    fn push(&mut self, chunk: Chunk, limits: &BatchLimits) {
+        self.bytes += chunk.lines.len() as u64;
+        self.chunks.push(chunk.lines);
         self.records += chunk.records;
         self.waiters.push(Waiter {
             delivery: chunk.delivery,
@@ -153,7 +153,7 @@ pub(super) async fn run(
                 if !batch.is_empty() && !batch.has_room_for(&chunk, &limits) {
                     sealed = Some(std::mem::take(&mut batch));
                 }
-                batch.push(chunk, &limits, &buffers);
+                batch.push(chunk, &limits);
                 if let Some(full) = sealed {
                     sender.dispatch(full, &mut requests).await;
                 }
@@ -237,39 +237,39 @@ async fn deliver(
     _slot: OwnedSemaphorePermit,
 ) {
     let Batch {
-        lines,
+        chunks,
+        bytes: uncompressed_bytes,
         records,
         waiters,
         ..
     } = batch;
-    let uncompressed_bytes = lines.len() as u64;
-    let (body, content_encoding) = match endpoint.compression() {
-        Compression::None => (Bytes::from(lines), None),
+    let body = match endpoint.compression() {
+        Compression::None => Body::lines(chunks),
         compression => {
+            let buffers = buffers.clone();
             // Compression is CPU work of milliseconds per batch: off the
             // async workers.
-            let (lines, compressed) = tokio::task::spawn_blocking(move || {
-                let compressed = compress(compression, &lines);
-                (lines, compressed)
+            tokio::task::spawn_blocking(move || {
+                let mut lines = buffers.batches.take();
+                for chunk in chunks {
+                    lines.extend_from_slice(&chunk);
+                    buffers.chunks.give(chunk);
+                }
+                let (compressed, encoding) = compress(compression, &lines)
+                    .expect("compressing into memory does not fail")
+                    .expect("a compression other than none compresses");
+                buffers.batches.give(lines);
+                Body::compressed(compressed, encoding)
             })
             .await
-            .expect("compression does not panic");
-            buffers.batches.give(lines);
-            let (body, encoding) = compressed
-                .expect("compressing into memory does not fail")
-                .expect("a compression other than none compresses");
-            (Bytes::from(body), Some(encoding))
+            .expect("compression does not panic")
         }
     };
-    let compressed_bytes = body.len() as u64;
-    let result = endpoint
-        .post_until_accepted(body.clone(), content_encoding, &cancel)
-        .await;
-    if content_encoding.is_none() {
-        // Unique unless the HTTP client still holds a copy; then it is
-        // simply freed.
-        if let Ok(lines) = body.try_into_mut() {
-            buffers.batches.give(lines.into());
+    let compressed_bytes = body.len();
+    let result = endpoint.post_until_accepted(&body, &cancel).await;
+    if body.content_encoding().is_none() {
+        for buffer in body.into_buffers() {
+            buffers.chunks.give(buffer);
         }
     }
     if result.is_ok() {

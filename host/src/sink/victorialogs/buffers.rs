@@ -3,9 +3,9 @@
 //! The sink's buffers are a megabyte or more, above malloc's mmap threshold
 //! (`crate::memory`), so a new one is a fresh mapping whose pages each fault
 //! in zeroed and are unmapped again when it is freed: measured, a fifth of
-//! the collector's CPU. Buffers come back here once their bytes are copied
-//! into a batch or sent, and are let go when the sink goes idle, so that a
-//! quiet collector holds none of them.
+//! the collector's CPU. Buffers come back here once their bytes are sent or
+//! compressed, and are let go when the sink goes idle, so that a quiet
+//! collector holds none of them.
 
 use std::sync::Mutex;
 
@@ -15,28 +15,28 @@ use super::SEND_BUFFER_BYTES;
 /// that it does not reallocate (and copy a megabyte) just before leaving.
 const SEND_BUFFER_SLACK: usize = 64 << 10;
 
-/// Send buffers kept: about one per object being parsed, which take a new
-/// one as they hand a full one over.
-const SEND_BUFFERS_KEPT: usize = 4;
-
-/// The sink's two kinds of buffer.
+/// The sink's two kinds of buffer. Each pool keeps at most what the sink's
+/// limits let be in use at once.
 pub(super) struct Buffers {
-    /// Filled by callers with encoded records, given back once copied into a
-    /// batch.
+    /// Filled by callers with encoded records, given back once sent or
+    /// copied into a batch for compression.
     pub(super) chunks: BufferPool,
-    /// Batches, given back once compressed or sent.
+    /// Whole batches to compress, given back once compressed.
     pub(super) batches: BufferPool,
 }
 
 impl Buffers {
     pub(super) fn new(batch_max_bytes: u64, max_requests_in_flight: u32) -> Buffers {
+        let batch_bytes = usize::try_from(batch_max_bytes).unwrap_or(usize::MAX);
+        let chunks_per_batch = batch_bytes.div_ceil(SEND_BUFFER_BYTES).max(1);
+        // One batch filling and one per request in flight.
+        let batches = max_requests_in_flight as usize + 1;
         Buffers {
-            chunks: BufferPool::new(SEND_BUFFER_BYTES + SEND_BUFFER_SLACK, SEND_BUFFERS_KEPT),
-            // One batch filling and one per request in flight.
-            batches: BufferPool::new(
-                usize::try_from(batch_max_bytes).unwrap_or(usize::MAX),
-                max_requests_in_flight as usize + 1,
+            chunks: BufferPool::new(
+                SEND_BUFFER_BYTES + SEND_BUFFER_SLACK,
+                chunks_per_batch.saturating_mul(batches),
             ),
+            batches: BufferPool::new(batch_bytes, max_requests_in_flight as usize),
         }
     }
 

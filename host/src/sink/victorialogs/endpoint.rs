@@ -10,11 +10,11 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context as _, bail};
 use base64::Engine as _;
-use bytes::Bytes;
 use reqwest::StatusCode;
 use reqwest::header::{self, HeaderMap, HeaderName, HeaderValue};
 use tokio_util::sync::CancellationToken;
 
+use super::body::Body;
 use super::{SinkError, SinkStats};
 use crate::config::{Compression, VictoriaLogsConfig};
 
@@ -136,8 +136,7 @@ impl Endpoint {
     /// status retrying cannot change, or `cancel` fires.
     pub(super) async fn post_until_accepted(
         &self,
-        body: Bytes,
-        content_encoding: Option<&'static str>,
+        body: &Body,
         cancel: &CancellationToken,
     ) -> Result<(), SinkError> {
         let mut failed_attempts = 0u32;
@@ -146,7 +145,7 @@ impl Endpoint {
             let attempt = tokio::select! {
                 biased;
                 _ = cancel.cancelled() => return Err(SinkError::Cancelled),
-                attempt = self.attempt(body.clone(), content_encoding) => attempt,
+                attempt = self.attempt(body) => attempt,
             };
             match attempt {
                 Attempt::Accepted => {
@@ -179,9 +178,9 @@ impl Endpoint {
         }
     }
 
-    async fn attempt(&self, body: Bytes, content_encoding: Option<&'static str>) -> Attempt {
-        let mut request = self.client.post(self.url.clone()).body(body);
-        if let Some(encoding) = content_encoding {
+    async fn attempt(&self, body: &Body) -> Attempt {
+        let mut request = self.client.post(self.url.clone()).body(body.for_attempt());
+        if let Some(encoding) = body.content_encoding() {
             request = request.header(header::CONTENT_ENCODING, encoding);
         }
         let response = match request.send().await {
@@ -423,7 +422,7 @@ mod tests {
             ..VictoriaLogsConfig::default()
         };
         let endpoint = Endpoint::new(&config, &[], Arc::default()).unwrap();
-        endpoint.attempt(Bytes::from_static(b"{}\n"), None).await
+        endpoint.attempt(&Body::lines(vec![b"{}\n".to_vec()])).await
     }
 
     #[tokio::test]
