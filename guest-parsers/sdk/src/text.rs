@@ -116,7 +116,9 @@ pub struct Request<'a> {
 pub fn split_request(request: &str) -> Request<'_> {
     let dash = |s: &'_ str| (!s.is_empty() && s != "-").then_some(());
     let trimmed = request.trim_end_matches(' ');
-    let Some(first_space) = trimmed.find(' ') else {
+    // memchr's SIMD search, not str::find: in wasm that is core's search of
+    // four bytes a step, and over long URLs it cost 5% of an ALB parse.
+    let Some(first_space) = memchr::memchr(b' ', trimmed.as_bytes()) else {
         return Request {
             method: dash(trimmed).map(|_| trimmed),
             url: None,
@@ -125,7 +127,7 @@ pub fn split_request(request: &str) -> Request<'_> {
     };
     let method = &trimmed[..first_space];
     let rest = &trimmed[first_space + 1..];
-    let (url, protocol) = match rest.rfind(' ') {
+    let (url, protocol) = match memchr::memrchr(b' ', rest.as_bytes()) {
         Some(last_space) => (&rest[..last_space], &rest[last_space + 1..]),
         None => (rest, ""),
     };
