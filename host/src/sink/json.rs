@@ -160,10 +160,7 @@ fn write_value(out: &mut Vec<u8>, value: &Value<'_>) {
         Value::Absent => out.extend_from_slice(b"null"),
         Value::Str(s) => write_str(out, s),
         Value::Int(v) => out.extend_from_slice(itoa::Buffer::new().format(*v).as_bytes()),
-        Value::Float(v) if v.is_finite() => {
-            out.extend_from_slice(ryu::Buffer::new().format_finite(*v).as_bytes())
-        }
-        Value::Float(_) => out.extend_from_slice(b"null"),
+        Value::Float(v) => write_float(out, *v),
         Value::Bool(v) => out.extend_from_slice(if *v { b"true" } else { b"false" }),
         Value::Timestamp(nanos) => {
             out.push(b'"');
@@ -180,6 +177,45 @@ fn write_value(out: &mut Vec<u8>, value: &Value<'_>) {
             }
             out.push(b']');
         }
+    }
+}
+
+/// Writes `v` as ryu's shortest round-trip form, `null` when not finite.
+/// Log timings are decimals of a few places (`0.001`, `-1`): those are
+/// written from their whole number of millionths, cheaper than ryu's
+/// general search and the same text. A decimal of at most six places that
+/// reads back as `v` is the shortest that does, since the doubles below
+/// 10^9 are closer together than 10^-6.
+fn write_float(out: &mut Vec<u8>, v: f64) {
+    let millionths = v * 1e6;
+    // From 10^-5 up, ryu writes plain decimals (no exponent).
+    let plain = (10.0..1e15).contains(&millionths.abs()) && millionths == millionths.trunc();
+    if plain && millionths / 1e6 == v {
+        let n = millionths as i64;
+        if n < 0 {
+            out.push(b'-');
+        }
+        let (whole, mut fraction) = (n.unsigned_abs() / 1_000_000, n.unsigned_abs() % 1_000_000);
+        out.extend_from_slice(itoa::Buffer::new().format(whole).as_bytes());
+        if fraction == 0 {
+            out.extend_from_slice(b".0");
+            return;
+        }
+        let mut digits = 6;
+        while fraction.is_multiple_of(10) {
+            fraction /= 10;
+            digits -= 1;
+        }
+        let mut text = *b".000000";
+        for slot in text[1..=digits].iter_mut().rev() {
+            *slot = b'0' + (fraction % 10) as u8;
+            fraction /= 10;
+        }
+        out.extend_from_slice(&text[..=digits]);
+    } else if v.is_finite() {
+        out.extend_from_slice(ryu::Buffer::new().format_finite(v).as_bytes());
+    } else {
+        out.extend_from_slice(b"null");
     }
 }
 
@@ -334,48 +370,59 @@ fn write_escaped(out: &mut Vec<u8>, b: u8) {
 }
 
 /// Writes UTC nanoseconds as RFC 3339 with `Z`, with as many fraction
-/// digits as the value needs (`2018-07-02T22:23:00.186641Z`).
+/// digits as the value needs (`2018-07-02T22:23:00.186641Z`). Every record
+/// has one or two: the text is built in a fixed buffer from two-digit
+/// pairs and appended once.
 pub fn write_rfc3339(out: &mut Vec<u8>, nanos: i64) {
     let secs = nanos.div_euclid(1_000_000_000);
     let frac = nanos.rem_euclid(1_000_000_000) as u32;
-    let days = secs.div_euclid(86_400);
     let of_day = secs.rem_euclid(86_400) as u32;
-    let (year, month, day) = civil_from_days(days);
-    let digits = |n: u32, width: usize, out: &mut Vec<u8>| {
-        let mut buf = [b'0'; 9];
-        let mut n = n;
-        for slot in buf[..width].iter_mut().rev() {
-            *slot = b'0' + (n % 10) as u8;
-            n /= 10;
-        }
-        out.extend_from_slice(&buf[..width]);
-    };
+    let (year, month, day) = civil_from_days(secs.div_euclid(86_400));
     if (0..=9999).contains(&year) {
-        digits(year as u32, 4, out);
+        let mut digits = [0u8; 4];
+        put_pair(&mut digits[..2], year as u32 / 100);
+        put_pair(&mut digits[2..], year as u32 % 100);
+        out.extend_from_slice(&digits);
     } else {
         out.extend_from_slice(itoa::Buffer::new().format(year).as_bytes());
     }
-    out.push(b'-');
-    digits(month, 2, out);
-    out.push(b'-');
-    digits(day, 2, out);
-    out.push(b'T');
-    digits(of_day / 3600, 2, out);
-    out.push(b':');
-    digits(of_day / 60 % 60, 2, out);
-    out.push(b':');
-    digits(of_day % 60, 2, out);
-    if frac != 0 {
-        out.push(b'.');
-        let mut width = 9;
+    let mut text = *b"-MM-DDTHH:MM:SS.fffffffffZ";
+    put_pair(&mut text[1..3], month);
+    put_pair(&mut text[4..6], day);
+    put_pair(&mut text[7..9], of_day / 3600);
+    put_pair(&mut text[10..12], of_day / 60 % 60);
+    put_pair(&mut text[13..15], of_day % 60);
+    let len = if frac == 0 {
+        text[15] = b'Z';
+        16
+    } else {
+        put_pair(&mut text[16..17], frac / 100_000_000);
+        put_pair(&mut text[17..19], frac / 1_000_000 % 100);
+        put_pair(&mut text[19..21], frac / 10_000 % 100);
+        put_pair(&mut text[21..23], frac / 100 % 100);
+        put_pair(&mut text[23..25], frac % 100);
+        let mut digits = 9;
         let mut trimmed = frac;
         while trimmed.is_multiple_of(10) {
             trimmed /= 10;
-            width -= 1;
+            digits -= 1;
         }
-        digits(trimmed, width, out);
-    }
-    out.push(b'Z');
+        text[16 + digits] = b'Z';
+        17 + digits
+    };
+    out.extend_from_slice(&text[..len]);
+}
+
+/// The last `slot.len()` (one or two) decimal digits of `n < 100`.
+#[inline(always)]
+fn put_pair(slot: &mut [u8], n: u32) {
+    const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+        2021222324252627282930313233343536373839\
+        4041424344454647484950515253545556575859\
+        6061626364656667686970717273747576777879\
+        8081828384858687888990919293949596979899";
+    let pair = &PAIRS[2 * n as usize..2 * n as usize + 2];
+    slot.copy_from_slice(&pair[2 - slot.len()..]);
 }
 
 /// (year, month, day) of a day count since 1970-01-01 (Howard Hinnant's
@@ -416,6 +463,71 @@ mod tests {
         ] {
             let nanos = s3logd_parser_sdk::time::parse_iso8601(text).unwrap();
             assert_eq!(rfc3339(nanos), text);
+        }
+    }
+
+    #[test]
+    fn any_time_is_written_as_the_parser_sdk_reads_it_back() {
+        let mut rng = fastrand::Rng::with_seed(7);
+        // Years 0000 to 9999, nanosecond fractions of every length.
+        let span = 253_402_300_800_000_000_000_i128 + 62_167_219_200_000_000_000;
+        for _ in 0..20_000 {
+            let nanos = (rng.i128(0..span) - 62_167_219_200_000_000_000) as i64;
+            let nanos = nanos - nanos % 10_i64.pow(rng.u32(0..10));
+            let text = rfc3339(nanos);
+            let fraction = text.split_once('.').map(|(_, f)| f);
+            assert!(
+                fraction.is_none_or(|f| f != "Z" && !f.ends_with("0Z")),
+                "{text}"
+            );
+            assert_eq!(
+                s3logd_parser_sdk::time::parse_iso8601(&text),
+                Some(nanos),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn floats_are_written_as_ryu_writes_them() {
+        let mut rng = fastrand::Rng::with_seed(11);
+        let decimals: Vec<f64> = (0..100_000)
+            .map(|_| {
+                let text = format!(
+                    "{}.{:06}",
+                    rng.i64(-1_000..1_000_000),
+                    rng.u32(0..1_000_000)
+                );
+                text.parse::<f64>().unwrap() / 10_f64.powi(rng.i32(0..8))
+            })
+            .collect();
+        let edges = [
+            0.0,
+            -0.0,
+            1.0,
+            -1.0,
+            1e-5,
+            9.999_99e-6,
+            1e-6,
+            0.1 + 0.2,
+            999_999_999.999_999,
+            1e9,
+            123_456_789.123_456,
+            f64::MIN_POSITIVE,
+            f64::MAX,
+            1e300,
+            -1e-300,
+        ];
+        let randoms = (0..100_000).map(|_| f64::from_bits(rng.u64(..)));
+        for v in edges.into_iter().chain(decimals).chain(randoms) {
+            let mut out = Vec::new();
+            write_float(&mut out, v);
+            let expected = if v.is_finite() {
+                ryu::Buffer::new().format_finite(v).to_owned()
+            } else {
+                "null".to_owned()
+            };
+            assert_eq!(String::from_utf8(out).unwrap(), expected, "{v:e}");
         }
     }
 
