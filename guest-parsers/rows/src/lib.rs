@@ -28,6 +28,7 @@
 //! [`NO_TIME`] when the record has none. `line` in an error entry is the
 //! 0-based index of the line within the batch.
 
+pub mod calendar;
 mod decode;
 mod encode;
 

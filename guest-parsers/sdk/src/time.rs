@@ -3,17 +3,7 @@
 
 const NANOS_PER_SEC: i64 = 1_000_000_000;
 
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
-/// `days_from_civil`).
-pub fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let m = i64::from(month);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(day) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
+pub use s3logd_rows::calendar::{civil_from_days, days_from_civil};
 
 /// UTC nanoseconds of a civil date and time; `None` when a part is out of range.
 pub fn unix_nanos(
@@ -170,11 +160,5 @@ mod tests {
         assert_eq!(parse_seconds("0.000073"), Some(73_000));
         assert_eq!(parse_seconds("-1"), None);
         assert_eq!(parse_seconds("1.2.3"), None);
-    }
-
-    #[test]
-    fn days_before_the_epoch() {
-        assert_eq!(days_from_civil(1969, 12, 31), -1);
-        assert_eq!(days_from_civil(2000, 3, 1), 11_017);
     }
 }

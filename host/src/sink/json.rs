@@ -8,6 +8,7 @@
 //! the line's escapable bytes is copied as it is.
 
 use s3logd_rows::Value;
+use s3logd_rows::calendar::civil_from_days;
 
 use crate::parse::{Field, Record};
 
@@ -423,21 +424,6 @@ fn put_pair(slot: &mut [u8], n: u32) {
         8081828384858687888990919293949596979899";
     let pair = &PAIRS[2 * n as usize..2 * n as usize + 2];
     slot.copy_from_slice(&pair[2 - slot.len()..]);
-}
-
-/// (year, month, day) of a day count since 1970-01-01 (Howard Hinnant's
-/// `civil_from_days`).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 #[cfg(test)]

@@ -7,6 +7,8 @@
 use std::fmt::{self, Write as _};
 use std::io::{self, Write};
 
+use s3logd_parser_sdk::time::civil_from_days;
+
 /// `count` lines, each ending in `\n`; the same seed gives the same bytes.
 pub fn lines(seed: u64, count: usize) -> String {
     let mut generator = Generator::new(seed);
@@ -483,19 +485,6 @@ fn push_time(out: &mut String, micros: i64) -> fmt::Result {
         of_day % 60,
         micros.rem_euclid(1_000_000)
     )
-}
-
-/// Howard Hinnant's `civil_from_days`: the date of a day count since 1970-01-01.
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(month <= 2), month, day)
 }
 
 #[cfg(test)]
