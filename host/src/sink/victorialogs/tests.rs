@@ -375,9 +375,17 @@ async fn dropped_connections_are_retried() {
     let receiver = Receiver::start();
     receiver.drop_connection_next(2);
     let cancel = CancellationToken::new();
-    let sink = start(&config(&receiver), &cancel);
-    all_ok(&send_all(&sink, 1, 10).await);
-    assert_eq!(stored_numbers(&receiver), (0..10).collect::<Vec<_>>());
+    // Three chunks in one batch: an uncompressed body of three parts, sent
+    // again whole on each attempt.
+    let sink = start(
+        &VictoriaLogsConfig {
+            batch_max_age_ms: 500,
+            ..config(&receiver)
+        },
+        &cancel,
+    );
+    all_ok(&send_all(&sink, 3, 10).await);
+    assert_eq!(stored_numbers(&receiver), (0..30).collect::<Vec<_>>());
     let statuses: Vec<Option<u16>> = receiver.requests().iter().map(|r| r.status).collect();
     assert_eq!(statuses, [None, None, Some(200)]);
 }
