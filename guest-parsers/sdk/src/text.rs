@@ -32,17 +32,26 @@ impl<'a> Iterator for Fields<'a> {
             return None;
         }
         let s = self.rest;
+        // Every cut below is next to an ASCII byte found by the scans (a
+        // quote, a bracket, a space) or at an end, so a character
+        // boundary: checking it again per field was a tenth of this
+        // function in wasm.
+        let cut = |a: usize, b: usize| {
+            debug_assert!(s.is_char_boundary(a) && s.is_char_boundary(b) && a <= b);
+            // SAFETY: `a..b` lies within `s` and both ends are boundaries.
+            unsafe { s.get_unchecked(a..b) }
+        };
         let (field, next) = match s.as_bytes().first() {
             Some(b'"') => match closing(s, b'"') {
-                Some(close) => (&s[1..close], close + 1),
-                None => (&s[1..], s.len()),
+                Some(close) => (cut(1, close), close + 1),
+                None => (cut(1, s.len()), s.len()),
             },
             Some(b'[') => match closing(s, b']') {
-                Some(close) => (&s[..=close], close + 1),
+                Some(close) => (cut(0, close + 1), close + 1),
                 None => (s, s.len()),
             },
             _ => match next_space(s.as_bytes()) {
-                Some(space) => (&s[..space], space),
+                Some(space) => (cut(0, space), space),
                 None => (s, s.len()),
             },
         };
@@ -51,7 +60,7 @@ impl<'a> Iterator for Fields<'a> {
             self.rest = "";
             self.done = true;
         } else {
-            self.rest = &s[next + 1..];
+            self.rest = cut(next + 1, s.len());
         }
         Some(field)
     }
@@ -282,6 +291,31 @@ mod tests {
                 "end"
             ]
         );
+    }
+
+    #[test]
+    fn fields_of_any_line_are_cut_at_character_boundaries() {
+        // Lines of spaces, quotes, brackets and multi-byte characters; the
+        // tokenizer's debug assertion checks every cut, and the fields must
+        // be the line's own text in order.
+        let alphabet = ['a', ' ', '"', '[', ']', 'é', '€', '-'];
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = |bound: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % bound as u64) as usize
+        };
+        for _ in 0..20_000 {
+            let len = next(24);
+            let line: String = (0..len).map(|_| alphabet[next(alphabet.len())]).collect();
+            let mut from = 0;
+            for field in Fields::new(&line) {
+                let at = field.as_ptr() as usize - line.as_ptr() as usize;
+                assert!(at >= from && at + field.len() <= line.len(), "{line:?}");
+                from = at + field.len();
+            }
+        }
     }
 
     #[test]
