@@ -14,11 +14,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use s3logd::decode::{BatchLimits, Chunk, LineBatcher, decompress};
-use s3logd::parse::{Field, Limits, LoadedParser, Parsers, Record, RecordVisitor, Runtime};
+use s3logd::parse::{Limits, LoadedParser, Parsers, Record, RecordVisitor, Runtime, visit_rows};
 use s3logd::pipeline::{ObjectSummary, ParserChoice, parse_object};
 use s3logd::sink::json::JsonLineWriter;
 use s3logd_parser_sdk::BatchParser;
-use s3logd_rows::{Decoder, Entry, Value};
+use s3logd_rows::{Decoder, Entry};
 
 mod common;
 use common::Count;
@@ -214,28 +214,7 @@ fn main() {
             let mut fields = alb.info.fields.clone();
             while let Some(Chunk::Lines(batch)) = batcher.next_chunk().unwrap() {
                 let encoded = parser.parse(batch);
-                let mut values = Vec::with_capacity(fields.len());
-                let mut decoder = Decoder::new(&encoded, batch).unwrap();
-                while let Some(entry) = decoder.next_entry(&mut values).unwrap() {
-                    match entry {
-                        Entry::Row(row) => json.record(&Record {
-                            time: row.time,
-                            msg: match row.msg {
-                                Value::Str(s) => Some(s),
-                                _ => None,
-                            },
-                            fields: &fields,
-                            values: &values,
-                        }),
-                        Entry::Field { ty, name } => fields.push(Field {
-                            name: name.into(),
-                            ty,
-                            description: String::new(),
-                        }),
-                        Entry::Error { reason, .. } => panic!("{reason}"),
-                        Entry::End(_) => {}
-                    }
-                }
+                visit_rows(&encoded, batch, &mut fields, 0, &mut json).unwrap();
             }
             assert_eq!(json.records, n);
             json.bytes + json.body.len() as u64

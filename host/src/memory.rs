@@ -21,22 +21,17 @@ pub fn limit_malloc_caching() {
     }
 }
 
-/// Hands back to the kernel the executable's pages and the heap's free
-/// memory that start-up left resident.
+/// Hands back to the kernel the executable's pages that start-up left
+/// resident.
 ///
 /// Reading the configuration, building the AWS clients and the parser
 /// runtime page in code that never runs again: s3logd idle on an empty
-/// queue held 15 MiB of its executable, of which the receive loop uses 8.
-/// `MADV_PAGEOUT` reclaims the executable's read-only pages now instead of
-/// under memory pressure; those the collector goes on using fault back in
-/// from the file. Best effort: a kernel without `MADV_PAGEOUT` (before
-/// Linux 5.4) leaves them.
+/// queue held 15 MiB of file-backed pages, mostly its executable, of which
+/// the receive loop uses 8. `MADV_PAGEOUT` reclaims the executable's
+/// read-only pages now instead of under memory pressure; those the
+/// collector goes on using fault back in from the file. Best effort: a
+/// kernel without `MADV_PAGEOUT` (before Linux 5.4) leaves them.
 pub fn release_startup_pages() -> std::io::Result<()> {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only returns free memory to the system.
-    unsafe {
-        libc::malloc_trim(0);
-    }
     #[cfg(target_os = "linux")]
     {
         let executable = std::fs::read_link("/proc/self/exe")?;

@@ -235,13 +235,21 @@ fn int_list(row: &mut Row, col: Col, value: &str) -> Result<(), String> {
     if value == "-" {
         return Ok(());
     }
-    // Checked before writing: the list setter takes numbers, not results.
-    if let Some(bad) = value
-        .split(' ')
-        .find(|code| text::parse_int(code).is_none())
-    {
+    // One pass: a bad code fails the line, and a failed line's row,
+    // partial list included, is discarded.
+    let mut bad = None;
+    row.int_list(
+        col.id(),
+        value.split(' ').filter_map(|code| {
+            let number = text::parse_int(code);
+            if number.is_none() {
+                bad.get_or_insert(code);
+            }
+            number
+        }),
+    );
+    if let Some(bad) = bad {
         return Err(invalid(col.name(), bad, "an integer"));
     }
-    row.int_list(col.id(), value.split(' ').filter_map(text::parse_int));
     Ok(())
 }

@@ -34,8 +34,8 @@ impl<'a> Iterator for Fields<'a> {
         let s = self.rest;
         // Every cut below is next to an ASCII byte found by the scans (a
         // quote, a bracket, a space) or at an end, so a character
-        // boundary: checking it again per field was a tenth of this
-        // function in wasm.
+        // boundary: checking it again per field cost about 2% of an ALB
+        // parse in wasm.
         let cut = |a: usize, b: usize| {
             debug_assert!(s.is_char_boundary(a) && s.is_char_boundary(b) && a <= b);
             // SAFETY: `a..b` lies within `s` and both ends are boundaries.

@@ -211,50 +211,65 @@ impl ObjectSession {
         batch: &str,
         visitor: &mut impl RecordVisitor,
     ) -> Result<BatchOutcome, DecodeError> {
-        let mut decoder = Decoder::new(encoded, batch)?;
-        let mut values = Vec::with_capacity(self.fields.len());
-        let mut outcome = BatchOutcome::default();
-        let undeclared = |at| DecodeError {
-            at,
-            reason: "a row has more values than declared fields",
-        };
-        while let Some(entry) = decoder.next_entry(&mut values)? {
-            match entry {
-                Entry::Field { ty, name } => self.fields.push(Field {
-                    name: name.to_string(),
-                    ty,
-                    description: String::new(),
-                }),
-                Entry::Row(row) => {
-                    if values.len() > self.fields.len() {
-                        return Err(undeclared(encoded.len()));
-                    }
-                    let msg = match row.msg {
-                        Value::Str(s) => Some(s),
-                        _ => None,
-                    };
-                    visitor.record(&Record {
-                        time: row.time,
-                        msg,
-                        fields: &self.fields,
-                        values: &values,
-                    });
-                    outcome.records += 1;
-                }
-                Entry::Error { line, reason } => {
-                    visitor.line_error(self.lines_before + u64::from(line) + 1, reason);
-                    outcome.line_errors += 1;
-                }
-                Entry::End(counters) => {
-                    outcome.lines = counters.lines.into();
-                    outcome.skipped_lines = counters.skipped.into();
-                    outcome.rows_with_extra = counters.rows_with_extra.into();
-                }
-            }
-        }
+        let outcome = visit_rows(encoded, batch, &mut self.fields, self.lines_before, visitor)?;
         self.lines_before += outcome.lines;
         Ok(outcome)
     }
+}
+
+/// Hands the records of one encoded batch to `visitor`, growing `fields`
+/// by the fields the batch declares; `lines_before` numbers its lines.
+/// What a session does with a component's output, and what a native run
+/// of a parser's `BatchParser` (benchmarks) does with its own.
+pub fn visit_rows(
+    encoded: &[u8],
+    batch: &str,
+    fields: &mut Vec<Field>,
+    lines_before: u64,
+    visitor: &mut impl RecordVisitor,
+) -> Result<BatchOutcome, DecodeError> {
+    let mut decoder = Decoder::new(encoded, batch)?;
+    let mut values = Vec::with_capacity(fields.len());
+    let mut outcome = BatchOutcome::default();
+    let undeclared = |at| DecodeError {
+        at,
+        reason: "a row has more values than declared fields",
+    };
+    while let Some(entry) = decoder.next_entry(&mut values)? {
+        match entry {
+            Entry::Field { ty, name } => fields.push(Field {
+                name: name.to_string(),
+                ty,
+                description: String::new(),
+            }),
+            Entry::Row(row) => {
+                if values.len() > fields.len() {
+                    return Err(undeclared(encoded.len()));
+                }
+                let msg = match row.msg {
+                    Value::Str(s) => Some(s),
+                    _ => None,
+                };
+                visitor.record(&Record {
+                    time: row.time,
+                    msg,
+                    fields,
+                    values: &values,
+                });
+                outcome.records += 1;
+            }
+            Entry::Error { line, reason } => {
+                visitor.line_error(lines_before + u64::from(line) + 1, reason);
+                outcome.line_errors += 1;
+            }
+            Entry::End(counters) => {
+                outcome.lines = counters.lines.into();
+                outcome.skipped_lines = counters.skipped.into();
+                outcome.rows_with_extra = counters.rows_with_extra.into();
+            }
+        }
+    }
+    Ok(outcome)
 }
 
 fn classify(

@@ -52,8 +52,7 @@ impl Key {
     #[inline]
     fn write(&self, out: &mut Vec<u8>) {
         if self.long.is_empty() {
-            out.extend_from_slice(&self.padded);
-            out.truncate(out.len() - (SHORT_KEY - self.len));
+            push_block_prefix(out, &self.padded, self.len);
         } else {
             out.extend_from_slice(&self.long);
         }
@@ -190,34 +189,48 @@ fn write_value(out: &mut Vec<u8>, value: &Value<'_>) {
 fn write_float(out: &mut Vec<u8>, v: f64) {
     let millionths = v * 1e6;
     // From 10^-5 up, ryu writes plain decimals (no exponent).
-    let plain = (10.0..1e15).contains(&millionths.abs()) && millionths == millionths.trunc();
-    if plain && millionths / 1e6 == v {
-        let n = millionths as i64;
+    let n = millionths as i64;
+    if (10.0..1e15).contains(&millionths.abs()) && n as f64 == millionths && millionths / 1e6 == v {
         if n < 0 {
             out.push(b'-');
         }
-        let (whole, mut fraction) = (n.unsigned_abs() / 1_000_000, n.unsigned_abs() % 1_000_000);
+        let (whole, fraction) = (n.unsigned_abs() / 1_000_000, n.unsigned_abs() % 1_000_000);
         out.extend_from_slice(itoa::Buffer::new().format(whole).as_bytes());
         if fraction == 0 {
             out.extend_from_slice(b".0");
-            return;
+        } else {
+            push_fraction(out, fraction as u32, 6);
         }
-        let mut digits = 6;
-        while fraction.is_multiple_of(10) {
-            fraction /= 10;
-            digits -= 1;
-        }
-        let mut text = *b".000000";
-        for slot in text[1..=digits].iter_mut().rev() {
-            *slot = b'0' + (fraction % 10) as u8;
-            fraction /= 10;
-        }
-        out.extend_from_slice(&text[..=digits]);
     } else if v.is_finite() {
         out.extend_from_slice(ryu::Buffer::new().format_finite(v).as_bytes());
     } else {
         out.extend_from_slice(b"null");
     }
+}
+
+/// Appends `.` and the `width` (at most 9) decimal digits of `fraction`
+/// without their trailing zeros; nothing when `fraction` is 0.
+fn push_fraction(out: &mut Vec<u8>, fraction: u32, width: usize) {
+    if fraction == 0 {
+        return;
+    }
+    let mut digits = width;
+    let mut rest = fraction;
+    while rest.is_multiple_of(10) {
+        rest /= 10;
+        digits -= 1;
+    }
+    let mut text = [b'.'; 10];
+    let mut end = digits + 1;
+    while end > 2 {
+        put_pair(&mut text[end - 2..end], rest % 100);
+        rest /= 100;
+        end -= 2;
+    }
+    if end == 2 {
+        put_pair(&mut text[1..2], rest);
+    }
+    out.extend_from_slice(&text[..=digits]);
 }
 
 /// Writes `s` as a JSON string, copying unescaped runs whole.
@@ -274,14 +287,21 @@ impl MsgEscapes<'_> {
         // message where it has the bytes, then cut to length.
         match self.msg.get(start..start + SHORT_VALUE) {
             Some(block) if s.len() <= SHORT_VALUE => {
-                let block: &[u8; SHORT_VALUE] = block.try_into().expect("a block");
-                out.extend_from_slice(block);
-                out.truncate(out.len() - (SHORT_VALUE - s.len()));
+                push_block_prefix::<SHORT_VALUE>(out, block.try_into().expect("a block"), s.len());
             }
             _ => out.extend_from_slice(s.as_bytes()),
         }
         out.push(b'"');
     }
+}
+
+/// Appends the first `len` bytes of `block` by copying all of it and
+/// cutting back: a copy of constant size is a few stores, one of variable
+/// size a call to `memcpy`.
+#[inline(always)]
+fn push_block_prefix<const N: usize>(out: &mut Vec<u8>, block: &[u8; N], len: usize) {
+    out.extend_from_slice(block);
+    out.truncate(out.len() - (N - len));
 }
 
 /// Position of the first byte JSON requires escaping: below 0x20, a quote
@@ -372,8 +392,7 @@ fn write_escaped(out: &mut Vec<u8>, b: u8) {
 
 /// Writes UTC nanoseconds as RFC 3339 with `Z`, with as many fraction
 /// digits as the value needs (`2018-07-02T22:23:00.186641Z`). Every record
-/// has one or two: the text is built in a fixed buffer from two-digit
-/// pairs and appended once.
+/// has one or two: the text is built in fixed buffers from two-digit pairs.
 pub fn write_rfc3339(out: &mut Vec<u8>, nanos: i64) {
     let secs = nanos.div_euclid(1_000_000_000);
     let frac = nanos.rem_euclid(1_000_000_000) as u32;
@@ -387,31 +406,15 @@ pub fn write_rfc3339(out: &mut Vec<u8>, nanos: i64) {
     } else {
         out.extend_from_slice(itoa::Buffer::new().format(year).as_bytes());
     }
-    let mut text = *b"-MM-DDTHH:MM:SS.fffffffffZ";
+    let mut text = *b"-MM-DDTHH:MM:SS";
     put_pair(&mut text[1..3], month);
     put_pair(&mut text[4..6], day);
     put_pair(&mut text[7..9], of_day / 3600);
     put_pair(&mut text[10..12], of_day / 60 % 60);
     put_pair(&mut text[13..15], of_day % 60);
-    let len = if frac == 0 {
-        text[15] = b'Z';
-        16
-    } else {
-        put_pair(&mut text[16..17], frac / 100_000_000);
-        put_pair(&mut text[17..19], frac / 1_000_000 % 100);
-        put_pair(&mut text[19..21], frac / 10_000 % 100);
-        put_pair(&mut text[21..23], frac / 100 % 100);
-        put_pair(&mut text[23..25], frac % 100);
-        let mut digits = 9;
-        let mut trimmed = frac;
-        while trimmed.is_multiple_of(10) {
-            trimmed /= 10;
-            digits -= 1;
-        }
-        text[16 + digits] = b'Z';
-        17 + digits
-    };
-    out.extend_from_slice(&text[..len]);
+    out.extend_from_slice(&text);
+    push_fraction(out, frac, 9);
+    out.push(b'Z');
 }
 
 /// The last `slot.len()` (one or two) decimal digits of `n < 100`.
