@@ -164,3 +164,59 @@ fn the_parsers_listing_shows_every_bundled_format_and_its_schema() {
     }
     assert!(listing.contains("client_ip"), "ALB schema shown");
 }
+
+#[test]
+fn a_perf_map_names_the_parser_functions_without_changing_the_records() {
+    let lines = s3logd_test_support::alb::lines(5, 20);
+    let args = ["parse", "--format", "alb", "--key", ALB_KEY, "-"];
+    let plain = s3logd(&args, Some(lines.as_bytes()));
+
+    let child = Command::new(env!("CARGO_BIN_EXE_s3logd"))
+        .args([
+            "parse",
+            "--perf-map",
+            "--format",
+            "alb",
+            "--key",
+            ALB_KEY,
+            "-",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // perf reads its maps from /tmp whatever TMPDIR says.
+    let map = Path::new("/tmp").join(format!("perf-{}.map", child.id()));
+    let mut child = child;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(lines.as_bytes())
+        .unwrap();
+    let profiled = child.wait_with_output().unwrap();
+    assert!(profiled.status.success(), "{}", stderr(&profiled));
+    assert_eq!(records(&profiled), records(&plain));
+
+    let symbols =
+        std::fs::read_to_string(&map).unwrap_or_else(|e| panic!("{}: {e}", map.display()));
+    std::fs::remove_file(&map).unwrap();
+    // perf's map format: start and size in hex, then the name. Bundled
+    // components are stripped, so theirs are wasmtime's index names; an
+    // author's unstripped build shows the Rust names.
+    let entries: Vec<(&str, &str, &str)> = symbols
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.splitn(3, ' ');
+            Some((fields.next()?, fields.next()?, fields.next()?))
+        })
+        .filter(|(_, _, name)| name.starts_with("wasm[0]::function["))
+        .collect();
+    assert!(entries.len() > 20, "{symbols}");
+    for (start, size, _) in entries {
+        let start = start.strip_prefix("0x").unwrap_or(start);
+        assert!(u64::from_str_radix(start, 16).unwrap() > 0);
+        assert!(u64::from_str_radix(size, 16).unwrap() > 0);
+    }
+}

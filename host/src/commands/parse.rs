@@ -37,12 +37,16 @@ pub struct Args {
     /// Longest line accepted, in bytes; longer ones are counted as errors.
     #[arg(long, default_value_t = BatchLimits::default().max_line_bytes)]
     max_line_bytes: usize,
+    /// Write /tmp/perf-<pid>.map, so that `perf record` / `perf report`
+    /// name the functions of parser components (profiling a parser).
+    #[arg(long)]
+    perf_map: bool,
     /// Files to parse; `-` or none reads stdin.
     files: Vec<PathBuf>,
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
-    let parsers = super::load_parsers(&args.parsers)?;
+    let parsers = super::load_parsers(&args.parsers, args.perf_map)?;
     let options = args
         .options
         .iter()

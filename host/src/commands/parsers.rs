@@ -8,7 +8,7 @@ use anyhow::Result;
 use s3logd::parse::CONTRACT;
 
 pub fn run(custom: &[PathBuf]) -> Result<ExitCode> {
-    let parsers = super::load_parsers(custom)?;
+    let parsers = super::load_parsers(custom, false)?;
     let mut out = format!("parser contract: {CONTRACT}\n");
     for parser in parsers.iter() {
         let info = &parser.info;

@@ -47,8 +47,22 @@ pub struct Runtime {
 
 impl Runtime {
     pub fn new(limits: Limits) -> Result<Runtime> {
+        Runtime::build(limits, false)
+    }
+
+    /// Like [`Runtime::new`], and also writes `/tmp/perf-<pid>.map`, in
+    /// which `perf report` finds the names of the parsers' compiled
+    /// functions: how a parser author sees where a parser spends its time.
+    pub fn with_perf_map(limits: Limits) -> Result<Runtime> {
+        Runtime::build(limits, true)
+    }
+
+    fn build(limits: Limits, perf_map: bool) -> Result<Runtime> {
         let mut config = Config::new();
         config.wasm_component_model(true).epoch_interruption(true);
+        if perf_map {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let engine = Engine::new(&config)
             .map_err(anyhow::Error::from)
             .context("creating the wasm engine")?;
