@@ -90,14 +90,10 @@ pub fn parse_line(line: &str, out: &mut Output) -> Result<(), String> {
     if line.starts_with(CONTROL_LINE_PREFIX) {
         return Ok(());
     }
-    let mut fields = Tokens(text::Fields::new(line));
+    let mut fields = text::Fields::unbracketed(line);
     // Tokens an older line lacks read as AWS's own "no value" placeholder.
     let mut t = ["-"; CURRENT_TOKENS];
-    let mut count = 0;
-    for (slot, field) in t.iter_mut().zip(fields.by_ref()) {
-        *slot = field;
-        count += 1;
-    }
+    let count = fields.fill(&mut t);
     if count < MIN_TOKENS {
         return Err(format!(
             "{count} fields; an ALB access log line has at least {MIN_TOKENS} (type through ssl_protocol)"
@@ -129,10 +125,10 @@ pub fn parse_line(line: &str, out: &mut Output) -> Result<(), String> {
         .str_or_dash(Col::ChosenCertArn.id(), t[19]);
     int(&mut row, Col::MatchedRulePriority, t[20])?;
     timestamp(&mut row, Col::RequestCreationTime, t[21])?;
-    str_list(&mut row, Col::ActionsExecuted, t[22], ',');
+    str_list(&mut row, Col::ActionsExecuted, t[22], b',');
     row.str_or_dash(Col::RedirectUrl.id(), t[23])
         .str_or_dash(Col::ErrorReason.id(), t[24]);
-    str_list(&mut row, Col::TargetPortList, t[25], ' ');
+    str_list(&mut row, Col::TargetPortList, t[25], b' ');
     int_list(&mut row, Col::TargetStatusCodeList, t[26])?;
     row.str_or_dash(Col::Classification.id(), t[27])
         .str_or_dash(Col::ClassificationReason.id(), t[28])
@@ -144,25 +140,6 @@ pub fn parse_line(line: &str, out: &mut Output) -> Result<(), String> {
         row.extra(extra);
     }
     Ok(())
-}
-
-/// The SDK's ELB/S3 tokenizer, except that `[` opens no bracketed field: in
-/// an ELB line it can only start a `[v6]:port` endpoint, which ends at the
-/// next space like any unquoted token.
-struct Tokens<'a>(text::Fields<'a>);
-
-impl<'a> Iterator for Tokens<'a> {
-    type Item = &'a str;
-
-    fn next(&mut self) -> Option<&'a str> {
-        let rest = self.0.rest();
-        if !rest.starts_with('[') {
-            return self.0.next();
-        }
-        let (token, after) = rest.split_once(' ').unwrap_or((rest, ""));
-        self.0 = text::Fields::new(after);
-        Some(token)
-    }
 }
 
 fn invalid(name: &str, value: &str, expected: &str) -> String {
@@ -225,9 +202,9 @@ fn request(row: &mut Row, value: &str) {
     }
 }
 
-fn str_list(row: &mut Row, col: Col, value: &str, separator: char) {
+fn str_list(row: &mut Row, col: Col, value: &str, separator: u8) {
     if value != "-" {
-        row.str_list(col.id(), value.split(separator));
+        row.str_list(col.id(), text::split_ascii(value, separator));
     }
 }
 
@@ -240,7 +217,7 @@ fn int_list(row: &mut Row, col: Col, value: &str) -> Result<(), String> {
     let mut bad = None;
     row.int_list(
         col.id(),
-        value.split(' ').filter_map(|code| {
+        text::split_ascii(value, b' ').filter_map(|code| {
             let number = text::parse_int(code);
             if number.is_none() {
                 bad.get_or_insert(code);
