@@ -147,6 +147,7 @@ fn invalid(name: &str, value: &str, expected: &str) -> String {
 }
 
 /// `ip:port` split at the last colon (ELB writes IPv6 without brackets).
+#[inline(always)]
 fn endpoint(row: &mut Row, ip: Col, port: Col, value: &str) -> Result<(), String> {
     if value == "-" {
         return Ok(());
@@ -159,6 +160,7 @@ fn endpoint(row: &mut Row, ip: Col, port: Col, value: &str) -> Result<(), String
     Ok(())
 }
 
+#[inline(always)]
 fn int(row: &mut Row, col: Col, value: &str) -> Result<(), String> {
     if value != "-" {
         let number =
@@ -169,6 +171,7 @@ fn int(row: &mut Row, col: Col, value: &str) -> Result<(), String> {
 }
 
 /// Timings keep AWS's `-1` ("not available") as the number -1.
+#[inline(always)]
 fn float(row: &mut Row, col: Col, value: &str) -> Result<(), String> {
     if value != "-" {
         let number =
@@ -178,6 +181,7 @@ fn float(row: &mut Row, col: Col, value: &str) -> Result<(), String> {
     Ok(())
 }
 
+#[inline(always)]
 fn timestamp(row: &mut Row, col: Col, value: &str) -> Result<(), String> {
     if value != "-" {
         let nanos = time::parse_iso8601(value)
