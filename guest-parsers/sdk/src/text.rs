@@ -345,22 +345,29 @@ mod tests {
         );
     }
 
-    #[test]
-    fn fields_of_any_line_are_cut_at_character_boundaries() {
-        // Lines of spaces, quotes, brackets and multi-byte characters; the
-        // tokenizer's debug assertion checks every cut, and the fields must
-        // be the line's own text in order.
+    /// Lines of up to 23 spaces, quotes, brackets, dashes and multi-byte
+    /// characters, the same every run.
+    fn random_lines(count: usize) -> impl Iterator<Item = String> {
         let alphabet = ['a', ' ', '"', '[', ']', 'é', '€', '-'];
         let mut state = 0x2545_f491_4f6c_dd1d_u64;
-        let mut next = |bound: usize| {
+        let mut next = move |bound: usize| {
             state ^= state << 13;
             state ^= state >> 7;
             state ^= state << 17;
             (state % bound as u64) as usize
         };
-        for _ in 0..20_000 {
+        (0..count).map(move |_| {
             let len = next(24);
-            let line: String = (0..len).map(|_| alphabet[next(alphabet.len())]).collect();
+            (0..len).map(|_| alphabet[next(alphabet.len())]).collect()
+        })
+    }
+
+    #[test]
+    fn fields_of_any_line_are_cut_at_character_boundaries() {
+        // Lines of spaces, quotes, brackets and multi-byte characters; the
+        // tokenizer's debug assertion checks every cut, and the fields must
+        // be the line's own text in order.
+        for line in random_lines(20_000) {
             let mut from = 0;
             for field in Fields::new(&line) {
                 let at = field.as_ptr() as usize - line.as_ptr() as usize;
@@ -372,17 +379,7 @@ mod tests {
 
     #[test]
     fn filling_an_array_splits_as_iterating_does() {
-        let alphabet = ['a', ' ', '"', '[', ']', 'é', '-'];
-        let mut state = 0x0dd1_5eed_u64;
-        let mut next = |bound: usize| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state % bound as u64) as usize
-        };
-        for _ in 0..10_000 {
-            let len = next(20);
-            let line: String = (0..len).map(|_| alphabet[next(alphabet.len())]).collect();
+        for line in random_lines(10_000) {
             for split in [Fields::new, Fields::unbracketed] {
                 let iterated: Vec<&str> = split(&line).collect();
                 let mut fields = split(&line);
