@@ -7,9 +7,16 @@
 //! 300000; `BENCH_ONLY=native,component,gunzip,native-json,json,formats`
 //! picks rows, e.g. to profile one path). Prints a Markdown table; each figure is the median of
 //! 3 runs.
+//!
+//! `BENCH_COMPARE=A.wasm,B.wasm` instead compares two builds of an ALB
+//! parser component on the same lines: every batch goes through each in
+//! turn, for `BENCH_ROUNDS` (default 10) rounds, and each side scores the
+//! sum of its per-batch minimums. Separate runs of a shared VM differ by
+//! more than the few per cent a change to a parser is worth; alternating
+//! batch by batch in one process cancels most of that drift.
 
 use std::io::{Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -126,6 +133,14 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(300_000);
     let text = s3logd_test_support::alb::lines(42, lines);
+    let runtime = Arc::new(Runtime::new(Limits::default()).unwrap());
+    let batches = batches(&text);
+    if let Ok(pair) = std::env::var("BENCH_COMPARE") {
+        let paths: Vec<&str> = pair.split(',').collect();
+        assert_eq!(paths.len(), 2, "BENCH_COMPARE={pair:?}: give A.wasm,B.wasm");
+        compare(&runtime, [paths[0], paths[1]], &batches, lines as u64);
+        return;
+    }
     // Compressing takes longer than any row, so only for rows that read it.
     let gz = if ["gunzip", "native-json", "json"].into_iter().any(wanted) {
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
@@ -134,12 +149,10 @@ fn main() {
     } else {
         Vec::new()
     };
-    let runtime = Arc::new(Runtime::new(Limits::default()).unwrap());
     let parsers = Parsers::load(runtime, &[]).unwrap();
     let alb = parsers.get("alb").unwrap().clone();
     let n = lines as u64;
     let bytes = text.len() as u64;
-    let batches = batches(&text);
 
     println!(
         "ALB input: {lines} lines, {:.1} MB ({:.0} B/line), gzip -6 {:.1} MB\n",
@@ -269,6 +282,55 @@ fn main() {
         }
         .print();
     }
+}
+
+/// `BENCH_COMPARE`: two components, batch by batch, alternating which goes
+/// first; a side's time is the sum of its per-batch minimums.
+fn compare(runtime: &Arc<Runtime>, paths: [&str; 2], batches: &[&str], lines: u64) {
+    let rounds = std::env::var("BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
+    let parsers = paths.map(|path| {
+        let loaded = Parsers::load(runtime.clone(), &[PathBuf::from(path)]).unwrap();
+        // Custom components come first.
+        loaded.iter().next().unwrap().clone()
+    });
+    let mut sessions = parsers.each_ref().map(|p| p.open("bench", &[]).unwrap());
+    let mut best = vec![[Duration::MAX; 2]; batches.len()];
+    let mut records = [0; 2];
+    for round in 0..rounds {
+        for (i, batch) in batches.iter().enumerate() {
+            for turn in 0..2 {
+                let side = (turn + round + i) % 2;
+                let mut count = Count(0);
+                let start = Instant::now();
+                sessions[side].parse(batch, &mut count).unwrap();
+                best[i][side] = best[i][side].min(start.elapsed());
+                if round == 0 {
+                    records[side] += count.0;
+                }
+            }
+        }
+    }
+    assert_eq!(
+        records[0], records[1],
+        "the two parsers made different records"
+    );
+    let total = |side: usize| best.iter().map(|b| b[side]).sum::<Duration>();
+    println!(
+        "| component ({lines} ALB lines, best of {rounds} alternated rounds per batch) | ns/line |\n|---|---|"
+    );
+    for (side, path) in paths.iter().enumerate() {
+        println!(
+            "| {path} | {:.0} |",
+            total(side).as_secs_f64() * 1e9 / lines as f64
+        );
+    }
+    println!(
+        "\nB/A: {:.3}",
+        total(1).as_secs_f64() / total(0).as_secs_f64()
+    );
 }
 
 /// The largest sample object of a parser that has no line errors.
