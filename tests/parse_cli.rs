@@ -10,6 +10,11 @@ use flate2::Compression;
 use flate2::write::GzEncoder;
 
 fn s3logd(args: &[&str], stdin: Option<&[u8]>) -> Output {
+    s3logd_with_pid(args, stdin).1
+}
+
+/// [`s3logd`], also giving the process id the run had.
+fn s3logd_with_pid(args: &[&str], stdin: Option<&[u8]>) -> (u32, Output) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_s3logd"))
         .args(args)
         .stdin(Stdio::piped())
@@ -17,10 +22,11 @@ fn s3logd(args: &[&str], stdin: Option<&[u8]>) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let pid = child.id();
     let mut input = child.stdin.take().unwrap();
     input.write_all(stdin.unwrap_or_default()).unwrap();
     drop(input);
-    child.wait_with_output().unwrap()
+    (pid, child.wait_with_output().unwrap())
 }
 
 fn records(output: &Output) -> Vec<serde_json::Value> {
@@ -169,36 +175,19 @@ fn the_parsers_listing_shows_every_bundled_format_and_its_schema() {
 fn a_perf_map_names_the_parser_functions_without_changing_the_records() {
     let lines = s3logd_test_support::alb::lines(5, 20);
     let args = ["parse", "--format", "alb", "--key", ALB_KEY, "-"];
-    let plain = s3logd(&args, Some(lines.as_bytes()));
-
-    let child = Command::new(env!("CARGO_BIN_EXE_s3logd"))
-        .args([
-            "parse",
-            "--perf-map",
-            "--format",
-            "alb",
-            "--key",
-            ALB_KEY,
-            "-",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
     // perf reads its maps from /tmp whatever TMPDIR says.
-    let map = Path::new("/tmp").join(format!("perf-{}.map", child.id()));
-    let mut child = child;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(lines.as_bytes())
-        .unwrap();
-    let profiled = child.wait_with_output().unwrap();
+    let map_of = |pid: u32| Path::new("/tmp").join(format!("perf-{pid}.map"));
+    let (pid, plain) = s3logd_with_pid(&args, Some(lines.as_bytes()));
+    assert!(!map_of(pid).exists(), "a map written without --perf-map");
+
+    let (pid, profiled) = s3logd_with_pid(
+        &[&["parse", "--perf-map"], &args[1..]].concat(),
+        Some(lines.as_bytes()),
+    );
     assert!(profiled.status.success(), "{}", stderr(&profiled));
     assert_eq!(records(&profiled), records(&plain));
 
+    let map = map_of(pid);
     let symbols =
         std::fs::read_to_string(&map).unwrap_or_else(|e| panic!("{}: {e}", map.display()));
     std::fs::remove_file(&map).unwrap();

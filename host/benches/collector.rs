@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use common::{BUCKET, Harness, Notify, alb_key};
 use flate2::write::GzEncoder;
+use s3logd_test_support::env_number;
 use s3logd_test_support::victorialogs::VictoriaLogs;
 
 /// How long the collector sits on an empty queue before its idle RSS is read.
@@ -34,13 +35,6 @@ fn main() {
         .build()
         .expect("tokio runtime")
         .block_on(bench(objects, object_mb));
-}
-
-fn env_number(name: &str, default: usize) -> usize {
-    std::env::var(name).map_or(default, |text| {
-        text.parse()
-            .unwrap_or_else(|e| panic!("{name}={text:?}: {e}"))
-    })
 }
 
 async fn bench(objects: usize, object_mb: usize) {

@@ -26,6 +26,7 @@ use s3logd::pipeline::{ObjectSummary, ParserChoice, parse_object};
 use s3logd::sink::json::JsonLineWriter;
 use s3logd_parser_sdk::BatchParser;
 use s3logd_rows::{Decoder, Entry};
+use s3logd_test_support::env_number;
 
 mod common;
 use common::Count;
@@ -128,10 +129,7 @@ fn wanted(group: &str) -> bool {
 }
 
 fn main() {
-    let lines: usize = std::env::var("BENCH_LINES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(300_000);
+    let lines = env_number("BENCH_LINES", 300_000);
     let text = s3logd_test_support::alb::lines(42, lines);
     let runtime = Arc::new(Runtime::new(Limits::default()).unwrap());
     let batches = batches(&text);
@@ -287,10 +285,7 @@ fn main() {
 /// `BENCH_COMPARE`: two components, batch by batch, alternating which goes
 /// first; a side's time is the sum of its per-batch minimums.
 fn compare(runtime: &Arc<Runtime>, paths: [&str; 2], batches: &[&str], lines: u64) {
-    let rounds = std::env::var("BENCH_ROUNDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10);
+    let rounds = env_number("BENCH_ROUNDS", 10);
     let parsers = paths.map(|path| {
         let loaded = Parsers::load(runtime.clone(), &[PathBuf::from(path)]).unwrap();
         // Custom components come first.
@@ -315,7 +310,7 @@ fn compare(runtime: &Arc<Runtime>, paths: [&str; 2], batches: &[&str], lines: u6
     }
     assert_eq!(
         records[0], records[1],
-        "the two parsers made different records"
+        "the two parsers made different numbers of records"
     );
     let total = |side: usize| best.iter().map(|b| b[side]).sum::<Duration>();
     println!(

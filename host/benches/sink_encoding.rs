@@ -105,10 +105,7 @@ fn batches(json: &[u8], batch_bytes: usize) -> Vec<Vec<u8>> {
 }
 
 fn main() {
-    let line_count: usize = std::env::var("SINK_BENCH_LINES")
-        .ok()
-        .map(|n| n.parse().expect("SINK_BENCH_LINES is a number"))
-        .unwrap_or(50_000);
+    let line_count = s3logd_test_support::env_number("SINK_BENCH_LINES", 50_000);
     let raw = s3logd_test_support::alb::lines(1, line_count);
     let runtime = Arc::new(Runtime::new(Limits::default()).expect("wasm runtime"));
     let parsers = Parsers::load(runtime, &[]).expect("bundled parsers");

@@ -9,14 +9,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Result;
-use s3logd::parse::{Limits, Parsers, Runtime};
+use s3logd::parse::{Limits, Parsers, Profiling, Runtime};
 
 /// Loads the bundled parsers plus `custom` ones with default limits.
-fn load_parsers(custom: &[PathBuf], perf_map: bool) -> Result<Parsers> {
-    let runtime = if perf_map {
-        Runtime::with_perf_map(Limits::default())?
-    } else {
-        Runtime::new(Limits::default())?
-    };
+fn load_parsers(custom: &[PathBuf], profiling: Profiling) -> Result<Parsers> {
+    let runtime = Runtime::profiled(Limits::default(), profiling)?;
     Parsers::load(Arc::new(runtime), custom)
 }

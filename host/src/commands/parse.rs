@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use s3logd::decode::BatchLimits;
-use s3logd::parse::{Record, RecordVisitor};
+use s3logd::parse::{Profiling, Record, RecordVisitor};
 use s3logd::pipeline::{ObjectSummary, ParserChoice, parse_object};
 use s3logd::sink::json::JsonLineWriter;
 
@@ -46,7 +46,14 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
-    let parsers = super::load_parsers(&args.parsers, args.perf_map)?;
+    let parsers = super::load_parsers(
+        &args.parsers,
+        if args.perf_map {
+            Profiling::PerfMap
+        } else {
+            Profiling::Off
+        },
+    )?;
     let options = args
         .options
         .iter()

@@ -5,10 +5,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use s3logd::parse::CONTRACT;
+use s3logd::parse::{CONTRACT, Profiling};
 
 pub fn run(custom: &[PathBuf]) -> Result<ExitCode> {
-    let parsers = super::load_parsers(custom, false)?;
+    let parsers = super::load_parsers(custom, Profiling::Off)?;
     let mut out = format!("parser contract: {CONTRACT}\n");
     for parser in parsers.iter() {
         let info = &parser.info;

@@ -45,22 +45,26 @@ pub struct Runtime {
     clock: Arc<DeadlineClock>,
 }
 
+/// Whether the engine tells a profiler about the code it compiles.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Profiling {
+    #[default]
+    Off,
+    /// Writes `/tmp/perf-<pid>.map`, in which `perf report` finds the
+    /// names of the parsers' compiled functions: how a parser author sees
+    /// where a parser spends its time.
+    PerfMap,
+}
+
 impl Runtime {
     pub fn new(limits: Limits) -> Result<Runtime> {
-        Runtime::build(limits, false)
+        Runtime::profiled(limits, Profiling::Off)
     }
 
-    /// Like [`Runtime::new`], and also writes `/tmp/perf-<pid>.map`, in
-    /// which `perf report` finds the names of the parsers' compiled
-    /// functions: how a parser author sees where a parser spends its time.
-    pub fn with_perf_map(limits: Limits) -> Result<Runtime> {
-        Runtime::build(limits, true)
-    }
-
-    fn build(limits: Limits, perf_map: bool) -> Result<Runtime> {
+    pub fn profiled(limits: Limits, profiling: Profiling) -> Result<Runtime> {
         let mut config = Config::new();
         config.wasm_component_model(true).epoch_interruption(true);
-        if perf_map {
+        if profiling == Profiling::PerfMap {
             config.profiler(wasmtime::ProfilingStrategy::PerfMap);
         }
         let engine = Engine::new(&config)

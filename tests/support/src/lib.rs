@@ -9,6 +9,15 @@ pub mod alb;
 pub mod moto;
 pub mod victorialogs;
 
+/// A benchmark's numeric knob from the environment, `default` when unset;
+/// a value that is not a number stops the run rather than being ignored.
+pub fn env_number(name: &str, default: usize) -> usize {
+    std::env::var(name).map_or(default, |text| {
+        text.parse()
+            .unwrap_or_else(|e| panic!("{name}={text:?}: {e}"))
+    })
+}
+
 /// Paths of the test components built by `build.rs`: the deliberately
 /// broken parsers under `tests/fixtures/` and the example custom parser.
 pub mod components {
