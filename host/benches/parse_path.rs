@@ -21,15 +21,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use s3logd::decode::{BatchLimits, Chunk, LineBatcher, decompress};
-use s3logd::parse::{Limits, LoadedParser, Parsers, Record, RecordVisitor, Runtime, visit_rows};
-use s3logd::pipeline::{ObjectSummary, ParserChoice, parse_object};
-use s3logd::sink::json::JsonLineWriter;
+use s3logd::parse::{Limits, LoadedParser, Parsers, Runtime, visit_rows};
 use s3logd_parser_sdk::BatchParser;
 use s3logd_rows::{Decoder, Entry};
 use s3logd_test_support::env_number;
 
 mod common;
-use common::Count;
+use common::{Count, Json, parse_to_json};
 
 const BATCH: usize = 256 << 10;
 
@@ -88,39 +86,6 @@ fn count_records(parser: &LoadedParser, batches: &[&str]) -> u64 {
         session.parse(batch, &mut count).unwrap();
     }
     count.0
-}
-
-/// Writes the VictoriaLogs body of every batch, as the sink would.
-struct Json {
-    writer: JsonLineWriter,
-    body: Vec<u8>,
-    records: u64,
-    bytes: u64,
-}
-
-impl Json {
-    fn new() -> Json {
-        Json {
-            writer: JsonLineWriter::new(&[]),
-            body: Vec::with_capacity(2 << 20),
-            records: 0,
-            bytes: 0,
-        }
-    }
-}
-
-impl RecordVisitor for Json {
-    fn record(&mut self, record: &Record<'_>) {
-        self.writer.write(record, &mut self.body);
-        self.records += 1;
-        if self.body.len() > 1 << 20 {
-            self.bytes += self.body.len() as u64;
-            self.body.clear();
-        }
-    }
-    fn line_error(&mut self, line: u64, reason: &str) {
-        panic!("line {line}: {reason}");
-    }
 }
 
 /// Whether `BENCH_ONLY` (comma-separated) selects the rows called `group`.
@@ -228,28 +193,16 @@ fn main() {
                 visit_rows(&encoded, batch, &mut fields, 0, &mut json).unwrap();
             }
             assert_eq!(json.records, n);
-            json.bytes + json.body.len() as u64
+            json.bytes()
         });
         alb_row("gunzip → batches → native ALB parser → JSON", time);
     }
 
     if wanted("json") {
         let (time, json_bytes) = median_of_3(|| {
-            let mut json = Json::new();
-            let mut summary = ObjectSummary::default();
-            let choice = ParserChoice::Named(alb.clone(), Vec::new());
-            parse_object(
-                &parsers,
-                &choice,
-                "bench",
-                gz.as_slice(),
-                BatchLimits::default(),
-                &mut json,
-                &mut summary,
-            )
-            .unwrap();
-            assert_eq!(json.records, n);
-            json.bytes + json.body.len() as u64
+            let run = parse_to_json(&parsers, &alb, &gz);
+            assert_eq!(run.records, n);
+            run.json_bytes
         });
         alb_row("gunzip → batches → ALB component → JSON", time);
         println!("\nJSON body: {:.0} B/line\n", json_bytes as f64 / n as f64);
