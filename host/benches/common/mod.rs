@@ -13,8 +13,7 @@ use s3logd::parse::{LoadedParser, Parsers, Record, RecordVisitor};
 use s3logd::pipeline::{ObjectSummary, ParserChoice, parse_object};
 use s3logd::sink::json::JsonLineWriter;
 
-/// Counts records, for parse time without any output; benchmark input has
-/// no bad lines, so a line error is a bug.
+/// Counts records, for parse time without any output.
 pub struct Count(pub u64);
 
 impl RecordVisitor for Count {
@@ -23,8 +22,13 @@ impl RecordVisitor for Count {
     }
 
     fn line_error(&mut self, line: u64, reason: &str) {
-        panic!("line {line} of the benchmark input failed: {reason}");
+        bad_line(line, reason)
     }
+}
+
+/// Benchmark input has no bad lines, so a line error is a bug.
+fn bad_line(line: u64, reason: &str) -> ! {
+    panic!("line {line} of the benchmark input failed: {reason}");
 }
 
 /// Writes the VictoriaLogs body of every record, as the sink would, into
@@ -63,7 +67,7 @@ impl RecordVisitor for Json {
     }
 
     fn line_error(&mut self, line: u64, reason: &str) {
-        panic!("line {line} of the benchmark input failed: {reason}");
+        bad_line(line, reason)
     }
 }
 
