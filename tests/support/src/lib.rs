@@ -6,6 +6,7 @@
 //! from deterministic generators.
 
 pub mod alb;
+pub mod http;
 pub mod moto;
 pub mod victorialogs;
 

@@ -4,16 +4,16 @@
 //! keeps the rows for tests to inspect, and fails on request.
 //!
 //! Modelled rules, in the order a request meets them:
-//! * faults scripted with [`VictoriaLogs::fail_next`] and friends, one per
-//!   request in the order they were scripted;
+//! * faults scripted with `fail_next` and friends ([`HttpReceiver`]), one
+//!   per request in the order they were scripted;
 //! * the optional [`Auth`] requirement (401 otherwise);
 //! * tenant headers `AccountID`/`ProjectID` (uint32, default 0; 400 if not);
 //! * a body not sent as `Content-Type: application/stream+json` is answered
 //!   200 and dropped unread;
-//! * `Content-Encoding` gzip, deflate (zlib), zstd or none/identity; any
-//!   other encoding is logged and answered 200 with nothing stored (the
-//!   quirk at that commit; snappy, which VictoriaLogs reads, is not modelled
-//!   and lands here too); a body that does not decode is a 400;
+//! * `Content-Encoding` gzip, deflate (zlib), zstd, snappy (one raw block,
+//!   as v1.26.0's `protoparserutil` reads it) or none/identity; any other
+//!   encoding is logged and answered 200 with nothing stored (the quirk at
+//!   that commit); a body that does not decode is a 400;
 //! * `_msg_field`, `_time_field`, `_stream_fields` query args, each falling
 //!   back to its `VL-Msg-Field`/`VL-Time-Field`/`VL-Stream-Fields` header;
 //! * one JSON object per line, nested objects flattened with `.`, every value
@@ -25,26 +25,18 @@
 //! Not modelled: `ignore_fields`, `extra_fields`, `decolorize_fields`,
 //! `debug`, the retention window, request size limits.
 
-use std::collections::{BTreeMap, VecDeque};
-use std::io::Read;
-use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::{Arc, Mutex, MutexGuard, mpsc};
+use std::collections::BTreeMap;
+use std::ops::Deref;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use base64::Engine;
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
+use hyper::StatusCode;
 use hyper::header::HeaderMap;
 use hyper::http::request::Parts;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use serde_json::value::RawValue;
-use tokio::net::{TcpListener, TcpSocket};
-use tokio::sync::oneshot;
-use tokio::task::JoinSet;
+
+use crate::http::{Answer, Decoded, HttpReceiver, Protocol, content_encoding, decode_body};
+pub use crate::http::{Auth, LoggedRequest};
 
 /// `-insert.maxLineSizeBytes` default.
 pub const MAX_LINE_BYTES: usize = 256 * 1024;
@@ -52,23 +44,23 @@ pub const MAX_LINE_BYTES: usize = 256 * 1024;
 pub const MISSING_MSG: &str = "missing _msg field; see https://docs.victoriametrics.com/victorialogs/keyconcepts/#message-field";
 
 const STREAM_CONTENT_TYPE: &str = "application/stream+json";
-const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 const POLL_INTERVAL: Duration = Duration::from_millis(20);
+/// The encodings VictoriaLogs reads.
+const ENCODINGS: &[&str] = &["gzip", "deflate", "zstd", "snappy"];
 
-/// A running receiver; it stops when dropped.
+/// A running receiver; it stops when dropped. Faults, the request log and
+/// going down are [`HttpReceiver`]'s.
 pub struct VictoriaLogs {
-    address: SocketAddr,
-    state: Arc<Mutex<State>>,
-    auth: Arc<Option<Auth>>,
-    acceptor: Mutex<Option<Acceptor>>,
-    runtime: Option<tokio::runtime::Runtime>,
+    http: HttpReceiver,
+    ingest: Arc<Ingest>,
 }
 
-/// Credentials every request must carry, like `-httpAuth.*` or a proxy in front.
-#[derive(Clone, Debug)]
-pub enum Auth {
-    Basic { username: String, password: String },
-    Bearer(String),
+impl Deref for VictoriaLogs {
+    type Target = HttpReceiver;
+
+    fn deref(&self) -> &HttpReceiver {
+        &self.http
+    }
 }
 
 /// One ingested log row, as a query would return it.
@@ -117,47 +109,37 @@ pub struct Counters {
     pub unsupported_encodings: u64,
 }
 
-/// One request as it arrived.
-#[derive(Clone, Debug)]
-pub struct LoggedRequest {
-    pub method: String,
-    /// Path and query, e.g. `/insert/jsonline?_stream_fields=source`.
-    pub uri: String,
-    pub headers: HeaderMap,
-    /// Body size after `Content-Encoding` was undone; `None` when it was not decoded.
-    pub decoded_body_len: Option<usize>,
-    /// Status answered; `None` when the connection was dropped instead.
-    pub status: Option<u16>,
-}
-
-#[derive(Clone, Debug)]
-enum Fault {
-    /// This status, with `Retry-After` when given.
-    Status(StatusCode, Option<String>),
-    Delay(Duration),
-    DropConnection,
-}
-
 #[derive(Default)]
 struct State {
     /// Benchmark mode: lines are counted in `rows_stored`, neither parsed nor kept.
     count_only: bool,
     rows: Vec<StoredRow>,
     counters: Counters,
-    requests: Vec<LoggedRequest>,
-    faults: VecDeque<Fault>,
 }
 
-/// The accept loop currently serving the port.
-struct Acceptor {
-    stop: oneshot::Sender<()>,
-    stopped: mpsc::Receiver<()>,
+/// `/insert/jsonline` and `/health`.
+#[derive(Default)]
+struct Ingest {
+    state: Mutex<State>,
+}
+
+impl Protocol for Ingest {
+    fn answer(&self, parts: &Parts, path: &str, body: &[u8]) -> Answer {
+        match path {
+            "/insert/jsonline" => insert_jsonline(&self.state, parts, body),
+            "/health" => Answer::new(StatusCode::OK, "OK"),
+            path => Answer::new(
+                StatusCode::NOT_FOUND,
+                format!("unsupported path requested: {path:?}"),
+            ),
+        }
+    }
 }
 
 impl VictoriaLogs {
     /// Starts a receiver that accepts any request.
     pub fn start() -> VictoriaLogs {
-        Self::start_with(None)
+        Self::start_with(None, "")
     }
 
     /// Starts a receiver for benchmarks: requests meet the same protocol
@@ -165,43 +147,27 @@ impl VictoriaLogs {
     /// a stored row (in [`Counters::rows_stored`]) without being parsed or
     /// kept, so the receiver costs little CPU and no memory.
     pub fn start_counting() -> VictoriaLogs {
-        let receiver = Self::start_with(None);
+        let receiver = Self::start_with(None, "");
         receiver.lock().count_only = true;
         receiver
     }
 
     /// Starts a receiver that answers 401 to requests without these credentials.
     pub fn start_with_auth(auth: Auth) -> VictoriaLogs {
-        Self::start_with(Some(auth))
+        Self::start_with(Some(auth), "")
     }
 
-    fn start_with(auth: Option<Auth>) -> VictoriaLogs {
-        // Its own runtime keeps the receiver serving whatever the test's
-        // runtime does (blocking calls, current-thread scheduling).
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("victorialogs-receiver")
-            .enable_all()
-            .build()
-            .expect("cannot build the receiver's runtime");
-        let mut receiver = VictoriaLogs {
-            address: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
-            state: Arc::default(),
-            auth: Arc::new(auth),
-            acceptor: Mutex::new(None),
-            runtime: Some(runtime),
-        };
-        receiver.address = receiver.listen(receiver.address);
-        receiver
+    /// Starts a receiver behind a proxy path: `<prefix>/insert/jsonline`.
+    pub fn start_at_path(prefix: &str) -> VictoriaLogs {
+        Self::start_with(None, prefix)
     }
 
-    /// `http://127.0.0.1:<port>`; ingestion goes to `<url>/insert/jsonline`.
-    pub fn url(&self) -> String {
-        format!("http://{}", self.address)
-    }
-
-    pub fn address(&self) -> SocketAddr {
-        self.address
+    fn start_with(auth: Option<Auth>, prefix: &str) -> VictoriaLogs {
+        let ingest = Arc::new(Ingest::default());
+        VictoriaLogs {
+            http: HttpReceiver::start(ingest.clone(), auth, prefix),
+            ingest,
+        }
     }
 
     pub fn rows(&self) -> Vec<StoredRow> {
@@ -209,11 +175,10 @@ impl VictoriaLogs {
     }
 
     pub fn counters(&self) -> Counters {
-        self.lock().counters.clone()
-    }
-
-    pub fn requests(&self) -> Vec<LoggedRequest> {
-        self.lock().requests.clone()
+        Counters {
+            requests: self.http.requests_seen(),
+            ..self.lock().counters.clone()
+        }
     }
 
     /// Waits until at least `count` rows are stored and returns them all;
@@ -235,264 +200,9 @@ impl VictoriaLogs {
         }
     }
 
-    /// The next `n` requests are answered `status` with nothing stored.
-    pub fn fail_next(&self, n: usize, status: u16) {
-        self.fail(n, status, None);
-    }
-
-    /// [`fail_next`](Self::fail_next) with `Retry-After: <retry_after>`
-    /// (seconds or an HTTP date), as a throttling or overloaded server answers.
-    pub fn fail_next_with_retry_after(&self, n: usize, status: u16, retry_after: &str) {
-        self.fail(n, status, Some(retry_after.to_owned()));
-    }
-
-    fn fail(&self, n: usize, status: u16, retry_after: Option<String>) {
-        let status = StatusCode::from_u16(status).expect("a valid HTTP status");
-        self.script(n, Fault::Status(status, retry_after));
-    }
-
-    /// The next `n` requests are read, then answered only after `delay`. They
-    /// are processed then even if the client gave up meanwhile, as a slow
-    /// server would, so a retrying client may store rows twice.
-    pub fn delay_next(&self, n: usize, delay: Duration) {
-        self.script(n, Fault::Delay(delay));
-    }
-
-    /// The next `n` requests are read, then their TCP connection is closed without an answer.
-    pub fn drop_connection_next(&self, n: usize) {
-        self.script(n, Fault::DropConnection);
-    }
-
-    /// Down: the port refuses connections and open ones are closed. Up again:
-    /// the same port accepts; stored rows and scripted faults are kept.
-    pub fn set_down(&self, down: bool) {
-        let mut acceptor = self.acceptor.lock().expect("acceptor lock");
-        match (down, acceptor.take()) {
-            (true, Some(running)) => {
-                // The receiver may already be gone if the loop ended; either way it is stopped.
-                let _ = running.stop.send(());
-                running
-                    .stopped
-                    .recv_timeout(STOP_TIMEOUT)
-                    .expect("the receiver did not stop accepting in time");
-            }
-            (false, None) => {
-                drop(acceptor);
-                self.listen(self.address);
-            }
-            (_, unchanged) => *acceptor = unchanged,
-        }
-    }
-
-    fn script(&self, n: usize, fault: Fault) {
-        self.lock().faults.extend(std::iter::repeat_n(fault, n));
-    }
-
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().expect("receiver state lock")
+        self.ingest.state.lock().expect("receiver state lock")
     }
-
-    /// Binds `address` and serves it until [`Acceptor::stop`]; returns the bound address.
-    fn listen(&self, address: SocketAddr) -> SocketAddr {
-        let (bound_tx, bound_rx) = mpsc::channel();
-        let (stop, stop_rx) = oneshot::channel();
-        let (stopped_tx, stopped) = mpsc::channel();
-        let (state, auth) = (self.state.clone(), self.auth.clone());
-        let runtime = self.runtime.as_ref().expect("runtime lives until drop");
-        runtime.spawn(async move {
-            let listener = match bind(address) {
-                Ok(listener) => listener,
-                Err(e) => {
-                    let _ = bound_tx.send(Err(e));
-                    return;
-                }
-            };
-            let _ = bound_tx.send(listener.local_addr());
-            accept_until_stopped(listener, state, auth, stop_rx).await;
-            // The receiving side may have timed out; nothing is waiting then.
-            let _ = stopped_tx.send(());
-        });
-        let bound = bound_rx
-            .recv()
-            .expect("the receiver's runtime is running")
-            .unwrap_or_else(|e| panic!("cannot listen on {address}: {e}"));
-        *self.acceptor.lock().expect("acceptor lock") = Some(Acceptor { stop, stopped });
-        bound
-    }
-}
-
-impl Drop for VictoriaLogs {
-    fn drop(&mut self) {
-        // Tests drop the receiver inside their own runtime, where blocking
-        // on a shutdown is not allowed.
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
-        }
-    }
-}
-
-fn bind(address: SocketAddr) -> std::io::Result<TcpListener> {
-    let socket = TcpSocket::new_v4()?;
-    // Connections closed by going down linger in TIME_WAIT on this port.
-    socket.set_reuseaddr(true)?;
-    socket.bind(address)?;
-    socket.listen(1024)
-}
-
-async fn accept_until_stopped(
-    listener: TcpListener,
-    state: Arc<Mutex<State>>,
-    auth: Arc<Option<Auth>>,
-    mut stop: oneshot::Receiver<()>,
-) {
-    let mut connections = JoinSet::new();
-    loop {
-        tokio::select! {
-            _ = &mut stop => break,
-            accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
-                let (state, auth) = (state.clone(), auth.clone());
-                connections.spawn(async move {
-                    let service = service_fn(move |request| handle(state.clone(), auth.clone(), request));
-                    // A failed connection (client gone, dropped by a fault) concerns only that client.
-                    let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
-                });
-            }
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-        }
-    }
-    drop(listener);
-    connections.shutdown().await;
-}
-
-/// Returned by the service to make hyper close the connection without answering.
-#[derive(Debug)]
-struct DropConnection;
-
-impl std::fmt::Display for DropConnection {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("connection dropped by a scripted fault")
-    }
-}
-
-impl std::error::Error for DropConnection {}
-
-/// An HTTP answer and the size of the decoded body it was based on.
-struct Answer {
-    status: StatusCode,
-    message: String,
-    retry_after: Option<String>,
-    decoded_body_len: Option<usize>,
-}
-
-impl Answer {
-    fn new(status: StatusCode, message: impl Into<String>) -> Answer {
-        Answer {
-            status,
-            message: message.into(),
-            retry_after: None,
-            decoded_body_len: None,
-        }
-    }
-}
-
-async fn handle(
-    state: Arc<Mutex<State>>,
-    auth: Arc<Option<Auth>>,
-    request: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, DropConnection> {
-    let fault = {
-        let mut state = state.lock().expect("receiver state lock");
-        state.counters.requests += 1;
-        state.faults.pop_front()
-    };
-    let (parts, body) = request.into_parts();
-    let log = |answer: Option<&Answer>| {
-        let logged = LoggedRequest {
-            method: parts.method.to_string(),
-            uri: parts.uri.to_string(),
-            headers: parts.headers.clone(),
-            decoded_body_len: answer.and_then(|a| a.decoded_body_len),
-            status: answer.map(|a| a.status.as_u16()),
-        };
-        state
-            .lock()
-            .expect("receiver state lock")
-            .requests
-            .push(logged);
-    };
-    let body = match body.collect().await {
-        Ok(collected) => collected.to_bytes(),
-        // The client went away mid-body; there is nobody to answer.
-        Err(_) => return Err(DropConnection),
-    };
-    let answer = match fault {
-        Some(Fault::DropConnection) => {
-            log(None);
-            return Err(DropConnection);
-        }
-        Some(Fault::Status(status, retry_after)) => Answer {
-            retry_after,
-            ..Answer::new(status, "scripted fault")
-        },
-        Some(Fault::Delay(delay)) => {
-            let (state, auth, parts) = (state.clone(), auth.clone(), parts.clone());
-            // Spawned so that a client hanging up cannot cancel the processing.
-            let delayed = tokio::spawn(async move {
-                tokio::time::sleep(delay).await;
-                answer(&state, auth.as_ref().as_ref(), &parts, &body)
-            });
-            delayed.await.expect("delayed request processing panicked")
-        }
-        None => answer(&state, auth.as_ref().as_ref(), &parts, &body),
-    };
-    log(Some(&answer));
-    let mut response = Response::new(Full::new(Bytes::from(answer.message)));
-    *response.status_mut() = answer.status;
-    if let Some(retry_after) = answer.retry_after {
-        let value = hyper::header::HeaderValue::try_from(retry_after)
-            .expect("a scripted Retry-After is a valid header value");
-        response
-            .headers_mut()
-            .insert(hyper::header::RETRY_AFTER, value);
-    }
-    if answer.status == StatusCode::UNAUTHORIZED {
-        let challenge = hyper::header::HeaderValue::from_static("Basic realm=\"Restricted\"");
-        response
-            .headers_mut()
-            .insert(hyper::header::WWW_AUTHENTICATE, challenge);
-    }
-    Ok(response)
-}
-
-fn answer(state: &Mutex<State>, auth: Option<&Auth>, parts: &Parts, body: &[u8]) -> Answer {
-    if let Some(auth) = auth
-        && !authorized(auth, &parts.headers)
-    {
-        return Answer::new(StatusCode::UNAUTHORIZED, "Unauthorized");
-    }
-    match parts.uri.path() {
-        "/insert/jsonline" => insert_jsonline(state, parts, body),
-        "/health" => Answer::new(StatusCode::OK, "OK"),
-        path => Answer::new(
-            StatusCode::NOT_FOUND,
-            format!("unsupported path requested: {path:?}"),
-        ),
-    }
-}
-
-fn authorized(auth: &Auth, headers: &HeaderMap) -> bool {
-    let expected = match auth {
-        Auth::Basic { username, password } => {
-            let credentials =
-                base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
-            format!("Basic {credentials}")
-        }
-        Auth::Bearer(token) => format!("Bearer {token}"),
-    };
-    headers
-        .get(hyper::header::AUTHORIZATION)
-        .is_some_and(|given| given.as_bytes() == expected.as_bytes())
 }
 
 /// Field lists from the query arg, else from the header; empty means unset.
@@ -571,11 +281,8 @@ fn insert_jsonline(state: &Mutex<State>, parts: &Parts, body: &[u8]) -> Answer {
             .dropped_bodies += 1;
         return Answer::new(StatusCode::OK, "");
     }
-    let encoding = parts
-        .headers
-        .get(hyper::header::CONTENT_ENCODING)
-        .map(|v| v.to_str().unwrap_or("<not text>"));
-    let decoded = match decode_body(encoding.unwrap_or(""), body) {
+    let encoding = content_encoding(parts);
+    let decoded = match decode_body(encoding, ENCODINGS, body) {
         Decoded::Body(decoded) => decoded,
         Decoded::Unsupported => {
             eprintln!(
@@ -648,30 +355,6 @@ fn count_lines(state: &Mutex<State>, decoded: &[u8]) -> Answer {
     let mut answer = Answer::new(StatusCode::OK, "");
     answer.decoded_body_len = Some(decoded.len());
     answer
-}
-
-enum Decoded {
-    Body(Vec<u8>),
-    Unsupported,
-    Corrupt(std::io::Error),
-}
-
-fn decode_body(encoding: &str, body: &[u8]) -> Decoded {
-    let mut decoded = Vec::new();
-    let read = match encoding.trim().to_ascii_lowercase().as_str() {
-        "" | "identity" => return Decoded::Body(body.to_vec()),
-        // Go's gzip reader reads concatenated members, as MultiGzDecoder does.
-        "gzip" => flate2::read::MultiGzDecoder::new(body).read_to_end(&mut decoded),
-        "deflate" => flate2::read::ZlibDecoder::new(body).read_to_end(&mut decoded),
-        "zstd" => {
-            zstd::stream::read::Decoder::new(body).and_then(|mut d| d.read_to_end(&mut decoded))
-        }
-        _ => return Decoded::Unsupported,
-    };
-    match read {
-        Ok(_) => Decoded::Body(decoded),
-        Err(e) => Decoded::Corrupt(e),
-    }
 }
 
 fn parse_row(line: &[u8], params: &IngestParams, ingestion_time: i64) -> Result<StoredRow, String> {
