@@ -107,8 +107,11 @@ async fn store_recovers_from(status: u16) {
         .expect_each_line_once_then_empty_queue(&[&object])
         .await;
     let metrics = collector.metrics().await;
-    assert!(metrics.value("s3logd_sink_retries_total") >= FAILURES as f64);
-    assert_eq!(metrics.value("s3logd_sink_failures_total"), 0.0);
+    assert!(metrics.value("s3logd_sink_retries_total{sink=\"victorialogs\"}") >= FAILURES as f64);
+    assert_eq!(
+        metrics.value("s3logd_sink_failures_total{sink=\"victorialogs\"}"),
+        0.0
+    );
 }
 
 #[tokio::test]
@@ -129,7 +132,7 @@ async fn unreachable_receiver_loses_nothing_and_delays_deletion() {
     let collector = harness.run(&harness.settings()).await;
 
     collector
-        .wait_for_metric("s3logd_sink_retries_total", 2.0)
+        .wait_for_metric("s3logd_sink_retries_total{sink=\"victorialogs\"}", 2.0)
         .await;
     harness.wait_for_queue(ONE_HELD).await;
     harness.receiver.set_down(false);
@@ -288,7 +291,7 @@ async fn sigterm_releases_unfinished_messages_at_once_after_the_grace_period() {
         .wait_for_metric("s3logd_messages_received_total", 3.0)
         .await;
     collector
-        .wait_for_metric("s3logd_sink_retries_total", 1.0)
+        .wait_for_metric("s3logd_sink_retries_total{sink=\"victorialogs\"}", 1.0)
         .await;
     collector.signal(libc::SIGTERM);
     collector.wait_for_exit(WAIT).await;

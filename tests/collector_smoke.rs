@@ -170,7 +170,10 @@ grace_period_secs = 5
     assert_eq!(sample(&metrics, "s3logd_test_events_total"), 1);
     assert_eq!(sample(&metrics, "s3logd_objects_processed_total"), 1);
     assert_eq!(sample(&metrics, "s3logd_records_total"), LINES as u64);
-    assert_eq!(sample(&metrics, "s3logd_sink_records_total"), LINES as u64);
+    assert_eq!(
+        sample(&metrics, "s3logd_sink_records_total{sink=\"victorialogs\"}"),
+        LINES as u64
+    );
     assert_eq!(
         sample(&metrics, "s3logd_bytes_read_total"),
         gzip.len() as u64,

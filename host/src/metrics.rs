@@ -98,13 +98,15 @@ impl Value {
     }
 }
 
-/// Counters of the sink, read when `/metrics` is rendered.
+/// Counters of one sink, read when `/metrics` is rendered.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct SinkCounters {
     pub requests: u64,
     pub retries: u64,
     pub failures: u64,
     pub records: u64,
+    pub dead_lettered: u64,
+    pub bytes: u64,
 }
 
 #[derive(Default)]
@@ -159,8 +161,9 @@ impl Metrics {
         self.ready.load(Ordering::Relaxed) && !self.shutting_down.load(Ordering::Relaxed)
     }
 
-    /// The Prometheus text exposition of every metric.
-    pub fn render(&self, bytes_in_flight: u64, sink: SinkCounters) -> String {
+    /// The Prometheus text exposition of every metric; `sinks` are the
+    /// counters of each sink by name.
+    pub fn render(&self, bytes_in_flight: u64, sinks: &[(&str, SinkCounters)]) -> String {
         let mut out = String::with_capacity(4096);
         let counters = [
             (
@@ -220,17 +223,46 @@ impl Metrics {
                 "Visibility extensions of messages in progress.",
                 self.heartbeats.get(),
             ),
-            ("sink_requests", "Requests sent to the sink.", sink.requests),
-            ("sink_retries", "Sink requests retried.", sink.retries),
-            (
-                "sink_failures",
-                "Sink deliveries that failed for good.",
-                sink.failures,
-            ),
-            ("sink_records", "Records the sink accepted.", sink.records),
         ];
         for (name, help, value) in &counters {
             metric(&mut out, name, "counter", help, value);
+        }
+        type Read = fn(&SinkCounters) -> u64;
+        let per_sink: [(&str, &str, Read); 6] = [
+            (
+                "sink_requests",
+                "Requests sent to the sink, retries included.",
+                |c| c.requests,
+            ),
+            (
+                "sink_retries",
+                "Sink requests that failed and were retried.",
+                |c| c.retries,
+            ),
+            (
+                "sink_failures",
+                "Records the sink failed for good (their objects fail).",
+                |c| c.failures,
+            ),
+            ("sink_records", "Records the sink accepted.", |c| c.records),
+            (
+                "sink_dead_lettered",
+                "Records the sink refused for good, written to the dead-letter output.",
+                |c| c.dead_lettered,
+            ),
+            (
+                "sink_bytes",
+                "Bytes of records the sink accepted, as encoded for it before compression.",
+                |c| c.bytes,
+            ),
+        ];
+        for (name, help, read) in per_sink {
+            let name = format!("s3logd_{name}_total");
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} counter");
+            for (sink, counters) in sinks {
+                let _ = writeln!(out, "{name}{{sink=\"{sink}\"}} {}", read(counters));
+            }
         }
         let name = "s3logd_objects_failed_total";
         let _ = writeln!(out, "# HELP {name} Objects that failed, by reason.");
@@ -369,8 +401,10 @@ mod tests {
             retries: 2,
             failures: 1,
             records: 40,
+            dead_lettered: 3,
+            bytes: 4000,
         };
-        let text = metrics.render(1234, sink);
+        let text = metrics.render(1234, &[("vl", sink), ("es-main", SinkCounters::default())]);
         assert_eq!(sample(&text, "s3logd_messages_received_total"), Some(3));
         assert_eq!(
             sample(&text, "s3logd_objects_failed_total{reason=\"trap\"}"),
@@ -389,8 +423,22 @@ mod tests {
         );
         assert_eq!(sample(&text, "s3logd_objects_in_flight"), Some(1));
         assert_eq!(sample(&text, "s3logd_bytes_in_flight"), Some(1234));
-        assert_eq!(sample(&text, "s3logd_sink_retries_total"), Some(2));
-        assert_eq!(sample(&text, "s3logd_sink_records_total"), Some(40));
+        assert_eq!(
+            sample(&text, "s3logd_sink_retries_total{sink=\"vl\"}"),
+            Some(2)
+        );
+        assert_eq!(
+            sample(&text, "s3logd_sink_records_total{sink=\"vl\"}"),
+            Some(40)
+        );
+        assert_eq!(
+            sample(&text, "s3logd_sink_dead_lettered_total{sink=\"vl\"}"),
+            Some(3)
+        );
+        assert_eq!(
+            sample(&text, "s3logd_sink_records_total{sink=\"es-main\"}"),
+            Some(0)
+        );
         assert!(text.contains("# TYPE s3logd_bytes_in_flight gauge"));
         assert!(text.contains("# TYPE s3logd_heartbeats_total counter"));
     }
@@ -398,7 +446,7 @@ mod tests {
     #[test]
     fn the_readme_lists_every_metric() {
         let readme = include_str!("../../README.md");
-        let text = Metrics::default().render(0, SinkCounters::default());
+        let text = Metrics::default().render(0, &[]);
         let missing: Vec<&str> = text
             .lines()
             .filter_map(|line| line.strip_prefix("# TYPE ")?.split(' ').next())

@@ -1,5 +1,5 @@
 //! `s3logd run`: the collector. Loads the configuration and the parsers,
-//! connects to AWS, starts the sink and the metrics endpoint, and runs the
+//! connects to AWS, starts the sinks and the metrics endpoint, and runs the
 //! queue loop until a signal stops it.
 
 use std::net::SocketAddr;
@@ -15,17 +15,18 @@ use regex::Regex;
 use tokio::sync::Semaphore;
 use tracing_subscriber::EnvFilter;
 
-use s3logd::config::{Config, LogConfig, LogFormat};
+use s3logd::budget::ByteBudget;
+use s3logd::config::{Config, LogConfig, LogFormat, S3Location};
 use s3logd::decode::BatchLimits;
 use s3logd::metrics::{Metrics, SinkCounters};
 use s3logd::object::ObjectProcessor;
 use s3logd::object::enrich::Enricher;
 use s3logd::object::routing::Router;
 use s3logd::parse::{Limits, Parsers, Runtime};
-use s3logd::queue::Collector;
-use s3logd::queue::budget::ByteBudget;
 use s3logd::shutdown::Shutdown;
-use s3logd::sink::victorialogs::VictoriaLogs;
+use s3logd::sink::dead_letter::DeadLetter;
+use s3logd::sink::{self, Sinks};
+use s3logd::source::queue::Collector;
 
 pub fn run(config_path: &Path) -> Result<ExitCode> {
     let config = Config::load(config_path)
@@ -76,15 +77,32 @@ async fn collect(config: Config) -> Result<()> {
             .await
             .expect("loading parsers does not panic")?
     };
-    let router = Router::new(&config.routes, |name| parsers.get(name).cloned())?;
     let parsers = Arc::new(parsers);
     tracing::info!(parsers = ?parsers.names(), "parsers loaded");
 
-    let (sqs, s3) = aws_clients(&config).await;
-    let sink = VictoriaLogs::start(
-        &config.sink.victorialogs,
-        config.enrich.stream_fields.clone(),
-        shutdown.abandon().clone(),
+    let (sdk_config, sqs, s3) = aws_clients(&config).await;
+    let dead_letter = match config
+        .dead_letter
+        .s3_url
+        .as_deref()
+        .and_then(S3Location::parse)
+    {
+        Some(location) => DeadLetter::s3(s3.clone(), location),
+        None => DeadLetter::file(&config.dead_letter.path),
+    };
+    let sinks = Arc::new(Sinks::start(
+        &config.sink,
+        &sink::Context {
+            stream_fields: config.enrich.stream_fields.clone(),
+            aws: sdk_config,
+            dead_letter,
+            cancel: shutdown.abandon().clone(),
+        },
+    )?);
+    let router = Router::new(
+        &config.routes,
+        |name| parsers.get(name).cloned(),
+        |name| sinks.position(name),
     )?;
     let budget = Arc::new(ByteBudget::new(config.objects.in_flight_bytes));
     let key_regex = config
@@ -103,7 +121,7 @@ async fn collect(config: Config) -> Result<()> {
             max_line_bytes: usize::try_from(config.objects.max_line_bytes).unwrap_or(usize::MAX),
             ..BatchLimits::default()
         },
-        sink: sink.clone(),
+        sinks: sinks.clone(),
         budget: budget.clone(),
         metrics: metrics.clone(),
     });
@@ -113,14 +131,25 @@ async fn collect(config: Config) -> Result<()> {
         let metrics = metrics.clone();
         let budget = budget.clone();
         move || {
-            let stats = sink.stats();
-            let counters = SinkCounters {
-                requests: stats.requests.load(Ordering::Relaxed),
-                retries: stats.retries.load(Ordering::Relaxed),
-                failures: stats.failures.load(Ordering::Relaxed),
-                records: stats.records_sent.load(Ordering::Relaxed),
-            };
-            metrics.render(budget.used(), counters)
+            let counters: Vec<(&str, SinkCounters)> = sinks
+                .all()
+                .iter()
+                .map(|sink| {
+                    let stats = sink.handle.stats();
+                    let read =
+                        |counter: &std::sync::atomic::AtomicU64| counter.load(Ordering::Relaxed);
+                    let counters = SinkCounters {
+                        requests: read(&stats.requests),
+                        retries: read(&stats.retries),
+                        failures: read(&stats.failures),
+                        records: read(&stats.records_sent),
+                        dead_lettered: read(&stats.records_dead_lettered),
+                        bytes: read(&stats.bytes_sent),
+                    };
+                    (sink.name.as_str(), counters)
+                })
+                .collect();
+            metrics.render(budget.used(), &counters)
         }
     };
     let server_stop = tokio_util::sync::CancellationToken::new();
@@ -159,7 +188,13 @@ async fn collect(config: Config) -> Result<()> {
 /// Credentials and region from aws-config's default chain; the endpoint
 /// override (S3-compatible stores, tests) also switches S3 to path-style
 /// addressing, which such stores expect.
-async fn aws_clients(config: &Config) -> (aws_sdk_sqs::Client, aws_sdk_s3::Client) {
+async fn aws_clients(
+    config: &Config,
+) -> (
+    aws_config::SdkConfig,
+    aws_sdk_sqs::Client,
+    aws_sdk_s3::Client,
+) {
     let mut loader = aws_config::defaults(BehaviorVersion::latest());
     if let Some(region) = &config.aws.region {
         loader = loader.region(Region::new(region.clone()));
@@ -171,8 +206,6 @@ async fn aws_clients(config: &Config) -> (aws_sdk_sqs::Client, aws_sdk_s3::Clien
     let s3_config = aws_sdk_s3::config::Builder::from(&sdk_config)
         .force_path_style(config.aws.endpoint_url.is_some())
         .build();
-    (
-        aws_sdk_sqs::Client::new(&sdk_config),
-        aws_sdk_s3::Client::from_conf(s3_config),
-    )
+    let sqs = aws_sdk_sqs::Client::new(&sdk_config);
+    (sdk_config, sqs, aws_sdk_s3::Client::from_conf(s3_config))
 }

@@ -3,6 +3,7 @@
 //! that reports every problem at once, each with its key path.
 
 mod schema;
+pub mod sink;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -13,6 +14,12 @@ use serde::{Deserialize, Serialize, Serializer};
 use toml::{Table, Value};
 
 use schema::Shape;
+pub use sink::{
+    BatchConfig, BulkAction, CloudWatchLogsConfig, CloudWatchLogsOptions, CloudWatchMessage,
+    Compression, ElasticsearchAuth, ElasticsearchConfig, ElasticsearchOptions, FileConfig,
+    FileOptions, HttpConfig, LokiConfig, LokiLine, LokiOptions, SinkConfig, VictoriaLogsConfig,
+    VictoriaLogsOptions,
+};
 
 const MIB: u64 = 1024 * 1024;
 const ENV_PREFIX: &str = "S3LOGD_";
@@ -28,7 +35,9 @@ pub struct Config {
     pub routes: Vec<Route>,
     pub enrich: EnrichConfig,
     pub parsers: ParsersConfig,
-    pub sink: SinkConfig,
+    /// `[sink.<name>]` sections: every store records go to, by name.
+    pub sink: BTreeMap<String, SinkConfig>,
+    pub dead_letter: DeadLetterConfig,
     pub metrics: MetricsConfig,
     pub log: LogConfig,
     pub shutdown: ShutdownConfig,
@@ -101,8 +110,11 @@ impl Default for ObjectsConfig {
 pub struct Route {
     /// A valid regex once the configuration is loaded.
     pub key_regex: String,
-    pub parser: String,
+    /// The parser of matching objects; absent: the parsers' own detection.
+    pub parser: Option<String>,
     pub options: BTreeMap<String, String>,
+    /// The sinks matching objects' records go to, by name; absent: all.
+    pub sinks: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -143,65 +155,27 @@ impl Default for ParsersConfig {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct SinkConfig {
-    pub victorialogs: VictoriaLogsConfig,
-}
-
+/// Where records go that a store refused for good (a mapping error, a
+/// record too large or too old): written there with where they came from
+/// and why, they count as accounted for and their message can be deleted.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct VictoriaLogsConfig {
-    /// Required; empty only until validation reports it missing.
-    pub url: String,
-    pub compression: Compression,
-    pub batch_max_bytes: u64,
-    pub batch_max_records: u64,
-    pub batch_max_age_ms: u64,
-    pub account_id: Option<u32>,
-    pub project_id: Option<u32>,
-    pub username: Option<String>,
-    pub password: Option<Secret>,
-    pub bearer_token: Option<Secret>,
-    pub headers: BTreeMap<String, String>,
-    pub request_timeout_secs: u64,
-    /// Requests sent at once; more batches wait, and so do callers once
-    /// the buffered bytes reach a batch per request plus one.
-    pub max_requests_in_flight: u32,
-    /// Extra CA certificates (PEM) trusted for the sink's TLS.
-    pub tls_ca_file: Option<PathBuf>,
+pub struct DeadLetterConfig {
+    /// JSON lines appended to this file, fsync'd before a message that
+    /// depends on them is deleted.
+    pub path: PathBuf,
+    /// Instead of the file: one gzipped JSON-lines object per write under
+    /// this `s3://bucket/prefix/`.
+    pub s3_url: Option<String>,
 }
 
-impl Default for VictoriaLogsConfig {
+impl Default for DeadLetterConfig {
     fn default() -> Self {
-        VictoriaLogsConfig {
-            url: String::new(),
-            compression: Compression::Zstd,
-            // Encoded records reach the sink in ~1 MiB chunks, so larger
-            // batches mostly copy chunks together; the buffers (a batch per
-            // request in flight plus one) were a third of peak RSS at 8 MiB.
-            batch_max_bytes: 2 * MIB,
-            batch_max_records: 10_000,
-            batch_max_age_ms: 1_000,
-            account_id: None,
-            project_id: None,
-            username: None,
-            password: None,
-            bearer_token: None,
-            headers: BTreeMap::new(),
-            request_timeout_secs: 30,
-            max_requests_in_flight: 2,
-            tls_ca_file: None,
+        DeadLetterConfig {
+            path: PathBuf::from("s3logd-dead-letter.ndjson"),
+            s3_url: None,
         }
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Compression {
-    Zstd,
-    Gzip,
-    None,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -257,12 +231,35 @@ impl Default for ShutdownConfig {
     }
 }
 
+/// A bucket and key prefix written `s3://bucket/prefix/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Location {
+    pub bucket: String,
+    /// Empty, or ending in `/` when the URL's did.
+    pub prefix: String,
+}
+
+impl S3Location {
+    pub fn parse(url: &str) -> Option<S3Location> {
+        let rest = url.strip_prefix("s3://")?;
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        (!bucket.is_empty()).then(|| S3Location {
+            bucket: bucket.to_owned(),
+            prefix: prefix.to_owned(),
+        })
+    }
+}
+
 /// A password or token: printed, logged and serialized as `***`.
 #[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(transparent)]
 pub struct Secret(String);
 
 impl Secret {
+    pub fn new(text: impl Into<String>) -> Secret {
+        Secret(text.into())
+    }
+
     pub fn expose(&self) -> &str {
         &self.0
     }
@@ -359,15 +356,50 @@ impl Config {
                 format!("invalid TOML: {}", error.to_string().trim_end()),
             )
         })?;
+        let env: BTreeMap<String, String> = env
+            .into_iter()
+            .filter(|(name, _)| name.starts_with(ENV_PREFIX))
+            .collect();
         let shape = schema::shape_of::<Config>();
-        let mut errors = apply_env_overrides(&mut table, &shape, env);
+        let mut errors = apply_env_overrides(&mut table, &shape, &env);
         report_unknown_keys(&table, &shape, "", &mut errors);
+        let mut sinks = match table.remove("sink") {
+            None => Table::new(),
+            Some(Value::Table(sinks)) => sinks,
+            Some(_) => {
+                errors.push(ConfigError {
+                    path: "sink".into(),
+                    message: "must hold [sink.<name>] tables".into(),
+                });
+                Table::new()
+            }
+        };
+        sink::prepare(&mut sinks, &env, &mut errors);
+        sink::report_unknown_keys(&sinks, &mut errors);
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
         }
-        let config: Config = Value::Table(table)
+        let mut config: Config = Value::Table(table)
             .try_into()
             .map_err(|error| ConfigErrors(vec![deserialize_error(error)]))?;
+        for (name, section) in sinks {
+            match section.try_into::<SinkConfig>() {
+                Ok(sink) => {
+                    config.sink.insert(name, sink);
+                }
+                Err(error) => {
+                    let mut error = deserialize_error(error);
+                    error.path = match error.path.as_str() {
+                        "" => format!("sink.{name}"),
+                        key => format!("sink.{name}.{key}"),
+                    };
+                    errors.push(error);
+                }
+            }
+        }
+        if !errors.is_empty() {
+            return Err(ConfigErrors(errors));
+        }
         let errors = config.validate();
         if errors.is_empty() {
             Ok(config)
@@ -384,16 +416,13 @@ fn env_name(path: &str) -> String {
 
 /// Sets every key whose `S3LOGD_*` variable is present. Keys inside
 /// `[[routes]]` are not addressable one by one; `S3LOGD_ROUTES` replaces the
-/// whole list with an inline TOML array.
+/// whole list with an inline TOML array. `[sink.<name>]` keys are set by
+/// [`sink::prepare`], which knows each sink's store.
 fn apply_env_overrides(
     table: &mut Table,
     shape: &Shape,
-    env: impl IntoIterator<Item = (String, String)>,
+    overrides: &BTreeMap<String, String>,
 ) -> Vec<ConfigError> {
-    let overrides: BTreeMap<String, String> = env
-        .into_iter()
-        .filter(|(name, _)| name.starts_with(ENV_PREFIX))
-        .collect();
     let mut errors = Vec::new();
     for (path, key_shape) in shape.key_paths() {
         if matches!(key_shape, Shape::Table(_)) || is_inside_table_list(shape, &path) {
@@ -432,7 +461,7 @@ fn is_inside_table_list(shape: &Shape, path: &str) -> bool {
     false
 }
 
-fn parse_toml_value(raw: &str) -> Option<Value> {
+pub(super) fn parse_toml_value(raw: &str) -> Option<Value> {
     let mut holder: Table = format!("value = {raw}").parse().ok()?;
     holder.remove("value")
 }
@@ -455,7 +484,12 @@ fn set_path(table: &mut Table, path: &str, value: Value) -> Result<(), String> {
     Ok(())
 }
 
-fn report_unknown_keys(table: &Table, shape: &Shape, prefix: &str, errors: &mut Vec<ConfigError>) {
+pub(super) fn report_unknown_keys(
+    table: &Table,
+    shape: &Shape,
+    prefix: &str,
+    errors: &mut Vec<ConfigError>,
+) {
     let Shape::Table(fields) = shape else {
         return;
     };

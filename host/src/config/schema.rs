@@ -11,7 +11,7 @@ use std::fmt;
 use serde::de::{self, DeserializeOwned, IntoDeserializer, Visitor};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum Shape {
+pub(crate) enum Shape {
     /// A single value; `text` when it is read as a string, so an environment
     /// value is taken verbatim instead of as TOML.
     Scalar { text: bool },

@@ -32,6 +32,37 @@ fn rejections(text: &str, env: Vec<(String, String)>) -> Vec<(String, String)> {
         .collect()
 }
 
+fn victorialogs(config: &Config) -> &VictoriaLogsConfig {
+    match &config.sink["victorialogs"] {
+        SinkConfig::VictoriaLogs(sink) => sink,
+        other => panic!("not a VictoriaLogs sink: {other:?}"),
+    }
+}
+
+fn victorialogs_mut(config: &mut Config) -> &mut VictoriaLogsConfig {
+    match config.sink.get_mut("victorialogs") {
+        Some(SinkConfig::VictoriaLogs(sink)) => sink,
+        other => panic!("not a VictoriaLogs sink: {other:?}"),
+    }
+}
+
+/// Every key path a configuration may set: each sink kind's keys under
+/// `sink.<kind>`.
+fn known_paths() -> BTreeSet<String> {
+    let mut known: BTreeSet<String> = schema::shape_of::<Config>()
+        .key_paths()
+        .into_iter()
+        .map(|(path, _)| path)
+        .collect();
+    for kind in SinkConfig::KINDS {
+        known.insert(format!("sink.{kind}"));
+        for (key, _) in SinkConfig::shape(kind).unwrap().key_paths() {
+            known.insert(format!("sink.{kind}.{key}"));
+        }
+    }
+    known
+}
+
 fn paths(errors: &[(String, String)]) -> Vec<&str> {
     errors.iter().map(|(path, _)| path.as_str()).collect()
 }
@@ -80,26 +111,38 @@ fn defaults_fill_everything_but_the_required_urls() {
         ),
         (10_000, 256)
     );
-    let sink = &config.sink.victorialogs;
-    assert_eq!(sink.compression, Compression::Zstd);
+    let sink = victorialogs(&config);
+    assert_eq!(sink.options.compression, Compression::Zstd);
     assert_eq!(
         (
-            sink.batch_max_bytes,
-            sink.batch_max_records,
-            sink.batch_max_age_ms
+            sink.batch.batch_max_bytes,
+            sink.batch.batch_max_records,
+            sink.batch.batch_max_age_ms,
+            sink.batch.max_record_bytes
         ),
-        (2 << 20, 10_000, 1_000)
+        (2 << 20, 10_000, 1_000, 256 << 10)
     );
-    assert_eq!((sink.account_id, sink.project_id), (None, None));
-    assert!(sink.username.is_none() && sink.password.is_none() && sink.bearer_token.is_none());
-    assert!(sink.headers.is_empty());
+    assert_eq!(
+        (sink.options.account_id, sink.options.project_id),
+        (None, None)
+    );
+    let http = &sink.http;
+    assert!(http.username.is_none() && http.password.is_none() && http.bearer_token.is_none());
+    assert!(http.headers.is_empty());
     assert_eq!(
         (
-            sink.request_timeout_secs,
-            sink.max_requests_in_flight,
-            sink.tls_ca_file.as_deref()
+            http.request_timeout_secs,
+            sink.batch.max_requests_in_flight,
+            http.tls_ca_file.as_deref()
         ),
         (30, 2, None)
+    );
+    assert_eq!(
+        config.dead_letter,
+        DeadLetterConfig {
+            path: "s3logd-dead-letter.ndjson".into(),
+            s3_url: None
+        }
     );
     assert_eq!(config.metrics.listen, "127.0.0.1:9477");
     assert_eq!(
@@ -111,13 +154,19 @@ fn defaults_fill_everything_but_the_required_urls() {
 
 #[test]
 fn required_urls_are_reported_together() {
-    let errors = rejections("", no_env());
+    let errors = rejections("[sink.victorialogs]", no_env());
     assert_eq!(
         errors,
         [
             ("queue.url".to_owned(), "required".to_owned()),
             ("sink.victorialogs.url".to_owned(), "required".to_owned())
         ]
+    );
+    let errors = rejections("", no_env());
+    assert_eq!(paths(&errors), ["queue.url", "sink"]);
+    assert!(
+        errors[1].1.starts_with("required: at least one"),
+        "{errors:?}"
     );
 }
 
@@ -151,12 +200,16 @@ fn environment_overrides_the_file() {
         "https://sqs.eu-west-1.amazonaws.com/2/other"
     );
     assert_eq!(config.queue.max_messages, 3);
-    assert_eq!(config.sink.victorialogs.url, "https://logs.example:9428");
-    assert_eq!(config.sink.victorialogs.compression, Compression::Gzip);
-    assert_eq!(
-        config.sink.victorialogs.headers,
-        BTreeMap::from([("X-Team".to_owned(), "ops".to_owned())])
-    );
+    let sink = victorialogs(&config);
+    assert_eq!(sink.http.url, "https://logs.example:9428");
+    assert_eq!(sink.options.compression, Compression::Gzip);
+    let headers: Vec<(&str, &str)> = sink
+        .http
+        .headers
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.expose()))
+        .collect();
+    assert_eq!(headers, [("X-Team", "ops")]);
     assert_eq!(config.objects.allowed_buckets, ["a", "b"]);
     assert_eq!(config.aws.region.as_deref(), Some("eu-west-1"));
     assert_eq!(config.log.format, LogFormat::Json);
@@ -164,9 +217,9 @@ fn environment_overrides_the_file() {
     assert_eq!(
         (
             config.routes[0].key_regex.as_str(),
-            config.routes[0].parser.as_str()
+            config.routes[0].parser.as_deref()
         ),
-        ("^cf/", "cloudfront")
+        ("^cf/", Some("cloudfront"))
     );
 }
 
@@ -179,16 +232,9 @@ fn text_keys_take_environment_values_verbatim() {
         ("S3LOGD_ENRICH_KEY_REGEX", r#""quoted""#),
     ]);
     let config = Config::parse(MINIMAL, env).unwrap();
-    assert_eq!(config.sink.victorialogs.username.as_deref(), Some("true"));
-    assert_eq!(
-        config
-            .sink
-            .victorialogs
-            .password
-            .as_ref()
-            .map(Secret::expose),
-        Some("12345")
-    );
+    let http = &victorialogs(&config).http;
+    assert_eq!(http.username.as_deref(), Some("true"));
+    assert_eq!(http.password.as_ref().map(Secret::expose), Some("12345"));
     assert_eq!(config.enrich.key_regex.as_deref(), Some(r#""quoted""#));
 }
 
@@ -201,12 +247,7 @@ fn environment_value_of_the_wrong_type_names_the_key() {
 
 #[test]
 fn environment_names_are_unique() {
-    let shape = schema::shape_of::<Config>();
-    let names: Vec<String> = shape
-        .key_paths()
-        .iter()
-        .map(|(path, _)| env_name(path))
-        .collect();
+    let names: Vec<String> = known_paths().iter().map(|path| env_name(path)).collect();
     let unique: BTreeSet<&String> = names.iter().collect();
     assert_eq!(unique.len(), names.len());
     assert!(names.contains(&"S3LOGD_SINK_VICTORIALOGS_BEARER_TOKEN".to_owned()));
@@ -288,9 +329,9 @@ level = "info,=="
             "queue.heartbeat_interval_secs",
             "aws.endpoint_url",
             "routes[0].parser",
+            "sink.victorialogs.bearer_token",
             "sink.victorialogs.batch_max_records",
             "sink.victorialogs.max_requests_in_flight",
-            "sink.victorialogs.bearer_token",
             "metrics.listen",
             "log.level",
         ]
@@ -333,9 +374,8 @@ fn half_of_basic_auth_is_reported() {
     )
     .unwrap();
     assert_eq!(
-        config
-            .sink
-            .victorialogs
+        victorialogs(&config)
+            .http
             .bearer_token
             .as_ref()
             .map(Secret::expose),
@@ -371,7 +411,7 @@ fn secrets_are_never_printed() {
         !serialized.contains("hunter2") && serialized.contains("password = \"***\""),
         "{serialized}"
     );
-    let secret = config.sink.victorialogs.password.unwrap();
+    let secret = victorialogs(&config).http.password.clone().unwrap();
     assert_eq!(secret.to_string(), "***");
     assert_eq!(secret.expose(), "hunter2-password");
 
@@ -409,15 +449,21 @@ fn load_and_check_read_a_file() {
     let mut reread: Config = toml::from_str(&effective).unwrap();
     let mut loaded = Config::load(file.path()).unwrap();
     assert_eq!(
-        reread
-            .sink
-            .victorialogs
+        victorialogs_mut(&mut reread)
+            .http
             .password
             .take()
             .map(|secret| secret.expose().to_owned()),
         Some("***".to_owned())
     );
-    loaded.sink.victorialogs.password = None;
+    victorialogs_mut(&mut loaded).http.password = None;
+    // Header values are masked as secrets too.
+    let masked = std::mem::take(&mut victorialogs_mut(&mut reread).http.headers);
+    assert!(
+        masked.values().all(|value| value.expose() == "***"),
+        "{masked:?}"
+    );
+    victorialogs_mut(&mut loaded).http.headers.clear();
     assert_eq!(reread, loaded);
 
     let missing = Config::load(Path::new("/nonexistent/s3logd.toml")).unwrap_err();
@@ -440,7 +486,7 @@ fn the_example_file_is_valid() {
 /// `[section]` / `[[section]]` headers (which may be commented out too).
 fn documented_paths(example: &str) -> BTreeSet<String> {
     let header = regex::Regex::new(r"^#?\s*\[\[?([a-z_.]+)\]\]?\s*$").unwrap();
-    let key = regex::Regex::new(r"^#?\s*([a-z_]+)\s*=").unwrap();
+    let key = regex::Regex::new(r"^#?\s*([a-z0-9_]+)\s*=").unwrap();
     let mut section = String::new();
     let mut documented = BTreeSet::new();
     for line in example.lines() {
@@ -464,11 +510,7 @@ fn documented_paths(example: &str) -> BTreeSet<String> {
 
 #[test]
 fn the_example_documents_every_key_and_no_other() {
-    let known: BTreeSet<String> = schema::shape_of::<Config>()
-        .key_paths()
-        .into_iter()
-        .map(|(path, _)| path)
-        .collect();
+    let known = known_paths();
     let documented = documented_paths(EXAMPLE);
     let undocumented: Vec<&String> = known.difference(&documented).collect();
     let stale: Vec<&String> = documented.difference(&known).collect();

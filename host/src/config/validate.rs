@@ -9,17 +9,17 @@ use super::{Config, ConfigError};
 
 /// Collects problems so that all of them are reported in one go.
 #[derive(Default)]
-struct Problems(Vec<ConfigError>);
+pub(crate) struct Problems(Vec<ConfigError>);
 
 impl Problems {
-    fn add(&mut self, path: &str, message: impl Display) {
+    pub(super) fn add(&mut self, path: &str, message: impl Display) {
         self.0.push(ConfigError {
             path: path.to_owned(),
             message: message.to_string(),
         });
     }
 
-    fn in_range<T: PartialOrd + Display>(
+    pub(super) fn in_range<T: PartialOrd + Display>(
         &mut self,
         path: &str,
         value: T,
@@ -37,7 +37,7 @@ impl Problems {
         }
     }
 
-    fn http_url(&mut self, path: &str, value: &str) {
+    pub(super) fn http_url(&mut self, path: &str, value: &str) {
         match url::Url::parse(value) {
             Ok(url) if matches!(url.scheme(), "http" | "https") && url.has_host() => {}
             Ok(url) => self.add(
@@ -51,7 +51,7 @@ impl Problems {
         }
     }
 
-    fn required_http_url(&mut self, path: &str, value: &str) {
+    pub(super) fn required_http_url(&mut self, path: &str, value: &str) {
         if value.is_empty() {
             self.add(path, "required");
         } else {
@@ -59,7 +59,7 @@ impl Problems {
         }
     }
 
-    fn regex(&mut self, path: &str, pattern: &str) {
+    pub(super) fn regex(&mut self, path: &str, pattern: &str) {
         if let Err(error) = regex::Regex::new(pattern) {
             self.add(path, format_args!("invalid regex: {error}"));
         }
@@ -115,8 +115,8 @@ impl Config {
 
         for (index, route) in self.routes.iter().enumerate() {
             problems.regex(&format!("routes[{index}].key_regex"), &route.key_regex);
-            if route.parser.is_empty() {
-                problems.add(&format!("routes[{index}].parser"), "required");
+            if route.parser.as_deref() == Some("") {
+                problems.add(&format!("routes[{index}].parser"), "must not be empty");
             }
         }
 
@@ -135,49 +135,36 @@ impl Config {
             1..=4096,
         );
 
-        let victorialogs = &self.sink.victorialogs;
-        problems.required_http_url("sink.victorialogs.url", &victorialogs.url);
-        problems.in_range(
-            "sink.victorialogs.batch_max_bytes",
-            victorialogs.batch_max_bytes,
-            1..=u64::MAX,
-        );
-        problems.in_range(
-            "sink.victorialogs.batch_max_records",
-            victorialogs.batch_max_records,
-            1..=u64::MAX,
-        );
-        problems.in_range(
-            "sink.victorialogs.batch_max_age_ms",
-            victorialogs.batch_max_age_ms,
-            1..=u64::MAX,
-        );
-        problems.in_range(
-            "sink.victorialogs.request_timeout_secs",
-            victorialogs.request_timeout_secs,
-            1..=u64::MAX,
-        );
-        problems.in_range(
-            "sink.victorialogs.max_requests_in_flight",
-            victorialogs.max_requests_in_flight,
-            1..=64,
-        );
-        match (
-            &victorialogs.username,
-            &victorialogs.password,
-            &victorialogs.bearer_token,
-        ) {
-            (Some(_), Some(_), None) | (None, None, _) => {}
-            (Some(_), None, _) => {
-                problems.add("sink.victorialogs.password", "required with username")
+        if self.sink.is_empty() {
+            problems.add(
+                "sink",
+                format_args!(
+                    "required: at least one [sink.<name>] section (types: {})",
+                    super::SinkConfig::KINDS.join(", ")
+                ),
+            );
+        }
+        for (name, sink) in &self.sink {
+            super::sink::check_name(name, &mut problems);
+            sink.validate(&format!("sink.{name}"), &mut problems);
+        }
+        for (index, route) in self.routes.iter().enumerate() {
+            for name in route.sinks.iter().flatten() {
+                if !self.sink.contains_key(name) {
+                    problems.add(
+                        &format!("routes[{index}].sinks"),
+                        format_args!("no sink named {name:?}"),
+                    );
+                }
             }
-            (None, Some(_), _) => {
-                problems.add("sink.victorialogs.username", "required with password")
-            }
-            (Some(_), Some(_), Some(_)) => problems.add(
-                "sink.victorialogs.bearer_token",
-                "use either username/password or bearer_token, not both",
-            ),
+        }
+        if let Some(url) = &self.dead_letter.s3_url
+            && super::S3Location::parse(url).is_none()
+        {
+            problems.add(
+                "dead_letter.s3_url",
+                format_args!("{url:?} is not an s3://bucket/prefix URL"),
+            );
         }
 
         if let Err(error) = self.metrics.listen.parse::<SocketAddr>() {

@@ -1,8 +1,9 @@
 //! One S3 object through the collector: checked against the bucket
 //! allowlist, streamed from S3 (never held whole), parsed on a blocking
 //! thread by the routed or detected parser, its records enriched, encoded
-//! and handed to the sink in ~1 MiB buffers it recycles. The object is stored when
-//! parsing reached the end and the sink acknowledged every buffer.
+//! once for every sink its route names and handed to each in ~1 MiB
+//! buffers they recycle. The object is stored when parsing reached the end
+//! and every sink accounted for every buffer.
 
 pub mod enrich;
 pub mod routing;
@@ -11,21 +12,20 @@ use std::io::{self, Read};
 use std::sync::Arc;
 
 use aws_sdk_s3::error::SdkError;
-use aws_sdk_s3::operation::get_object::GetObjectError;
-use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::operation::get_object::{GetObjectError, GetObjectOutput};
 use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
 use tokio_util::io::SyncIoBridge;
 
+use crate::budget::ByteBudget;
 use crate::decode::BatchLimits;
+use crate::errors::error_chain;
 use crate::metrics::{FailureReason, Metrics};
 use crate::notification::ObjectRef;
 use crate::parse::{LoadedParser, Parsers, Record, RecordVisitor};
 use crate::pipeline::{ObjectSummary, ParserChoice, parse_object};
-use crate::queue::budget::ByteBudget;
-use crate::queue::error_chain;
-use crate::sink::json::JsonLineWriter;
-use crate::sink::victorialogs::{SEND_BUFFER_BYTES, SinkError, VictoriaLogs};
+use crate::sink::delivery::{Encoded, Origin, SEND_BUFFER_BYTES, SinkError};
+use crate::sink::{ObjectContext, RecordEncoder, Sink, Sinks};
 use enrich::Enricher;
 use routing::Router;
 
@@ -62,7 +62,7 @@ pub struct ObjectProcessor {
     /// Empty: every bucket.
     pub allowed_buckets: Vec<String>,
     pub limits: BatchLimits,
-    pub sink: VictoriaLogs,
+    pub sinks: Arc<Sinks>,
     pub budget: Arc<ByteBudget>,
     pub metrics: Arc<Metrics>,
 }
@@ -81,32 +81,53 @@ impl ObjectProcessor {
             }
             .into());
         }
-        let body = self
+        let response = self
             .get_object(object)
             .await
             .map_err(|error| ObjectFailure {
                 reason: FailureReason::Read,
                 detail: format!("GetObject failed: {}", error_chain(&error)),
             })?;
+        let origin = Arc::new(Origin {
+            bucket: object.bucket.clone(),
+            key: object.key.clone(),
+            version: object
+                .version_id
+                .clone()
+                .or_else(|| response.version_id.clone())
+                .or_else(|| {
+                    response
+                        .e_tag
+                        .as_ref()
+                        .map(|tag| tag.trim_matches('"').to_owned())
+                })
+                .unwrap_or_default(),
+        });
         let reader = CountingReader {
-            inner: SyncIoBridge::new(Box::pin(body.into_async_read())),
+            inner: SyncIoBridge::new(Box::pin(response.body.into_async_read())),
             metrics: self.metrics.clone(),
         };
         let this = self.clone();
         let object = object.clone();
         let runtime = Handle::current();
         let (result, summary, deliveries) = tokio::task::spawn_blocking(move || {
-            let choice = match this.router.route(&object.key) {
-                Some((parser, options)) => ParserChoice::Named(parser.clone(), options.to_vec()),
+            let route = this.router.route(&object.key);
+            let choice = match route.parser {
+                Some(parser) => ParserChoice::Named(parser.clone(), route.options.to_vec()),
                 None => ParserChoice::Auto,
+            };
+            let sinks: Vec<&Sink> = match route.sinks {
+                Some(positions) => positions.iter().map(|&at| &this.sinks.all()[at]).collect(),
+                None => this.sinks.all().iter().collect(),
             };
             let mut visitor = SinkVisitor {
                 processor: &this,
                 object: &object,
+                origin,
                 runtime,
-                writer: None,
-                buffer: Vec::new(),
-                records_in_buffer: 0,
+                sinks,
+                targets: Vec::new(),
+                records: 0,
                 deliveries: Vec::new(),
             };
             let mut summary = ObjectSummary::default();
@@ -119,7 +140,7 @@ impl ObjectProcessor {
                 &mut visitor,
                 &mut summary,
             );
-            visitor.hand_over();
+            visitor.hand_over_all();
             (result, summary, visitor.deliveries)
         })
         .await
@@ -138,11 +159,13 @@ impl ObjectProcessor {
             }
             .into());
         }
+        let mut abandoned = false;
         for delivery in deliveries {
             let delivered = delivery.await.expect("awaiting a delivery does not panic");
             match delivered {
                 Ok(()) => {}
-                Err(SinkError::Cancelled) => return Err(NotStored::Abandoned),
+                // Another sink's failure says more about the object.
+                Err(SinkError::Cancelled) => abandoned = true,
                 Err(error) => {
                     return Err(ObjectFailure {
                         reason: FailureReason::Sink,
@@ -151,6 +174,9 @@ impl ObjectProcessor {
                     .into());
                 }
             }
+        }
+        if abandoned {
+            return Err(NotStored::Abandoned);
         }
         Ok(summary)
     }
@@ -161,7 +187,8 @@ impl ObjectProcessor {
     async fn get_object(
         &self,
         object: &ObjectRef,
-    ) -> Result<ByteStream, SdkError<GetObjectError, aws_sdk_s3::config::http::HttpResponse>> {
+    ) -> Result<GetObjectOutput, SdkError<GetObjectError, aws_sdk_s3::config::http::HttpResponse>>
+    {
         let get = |key: &str| {
             let mut request = self.s3.get_object().bucket(&object.bucket).key(key);
             if let Some(version) = &object.version_id {
@@ -176,7 +203,7 @@ impl ObjectProcessor {
             }
             other => other,
         }?;
-        Ok(response.body)
+        Ok(response)
     }
 }
 
@@ -206,30 +233,47 @@ impl<R: Read> Read for CountingReader<R> {
 /// A delivery that gives its budget back as soon as it resolves.
 type PendingDelivery = JoinHandle<Result<(), SinkError>>;
 
-/// Encodes records on the parsing thread and hands full buffers to the
-/// sink.
+/// Encodes records on the parsing thread, once for each sink the object
+/// goes to, and hands full buffers to the sinks.
 struct SinkVisitor<'a> {
     processor: &'a ObjectProcessor,
     object: &'a ObjectRef,
+    origin: Arc<Origin>,
     runtime: Handle,
-    /// Created once the parser is known: its name is a field of every record.
-    writer: Option<JsonLineWriter>,
-    buffer: Vec<u8>,
-    records_in_buffer: u64,
+    /// Where the object's records go.
+    sinks: Vec<&'a Sink>,
+    /// One per sink, created once the parser is known: its name is a field
+    /// of every record.
+    targets: Vec<Target<'a>>,
+    /// Records seen so far.
+    records: u64,
     deliveries: Vec<PendingDelivery>,
 }
 
+struct Target<'a> {
+    sink: &'a Sink,
+    encoder: Box<dyn RecordEncoder>,
+    /// Records not yet handed over.
+    buffer: Option<Encoded>,
+}
+
 impl SinkVisitor<'_> {
-    fn hand_over(&mut self) {
-        if self.records_in_buffer == 0 {
-            return;
+    fn hand_over_all(&mut self) {
+        for at in 0..self.targets.len() {
+            self.hand_over(at);
         }
-        let lines = std::mem::take(&mut self.buffer);
-        let records = std::mem::take(&mut self.records_in_buffer);
+    }
+
+    fn hand_over(&mut self, at: usize) {
+        let target = &mut self.targets[at];
+        let Some(records) = target.buffer.take() else {
+            return;
+        };
+        let handle = &target.sink.handle;
         let reservation = self
             .runtime
-            .block_on(self.processor.budget.reserve(lines.len()));
-        let delivery = self.processor.sink.blocking_send(lines, records);
+            .block_on(self.processor.budget.reserve(records.len()));
+        let delivery = handle.blocking_send(records);
         self.deliveries.push(self.runtime.spawn(async move {
             let delivered = delivery.await;
             drop(reservation);
@@ -241,21 +285,33 @@ impl SinkVisitor<'_> {
 impl RecordVisitor for SinkVisitor<'_> {
     fn parser_chosen(&mut self, parser: &str) {
         let fields = self.processor.enricher.object_fields(self.object, parser);
-        self.writer = Some(JsonLineWriter::new(&fields));
+        let object = ObjectContext {
+            origin: &self.origin,
+            fields: &fields,
+        };
+        self.targets = self
+            .sinks
+            .iter()
+            .map(|sink| Target {
+                sink,
+                encoder: sink.encoding.encoder(&object),
+                buffer: None,
+            })
+            .collect();
     }
 
     fn record(&mut self, record: &Record<'_>) {
-        let writer = self
-            .writer
-            .as_mut()
-            .expect("the pipeline names the parser before the first record");
-        if self.buffer.capacity() == 0 {
-            self.buffer = self.processor.sink.buffer();
-        }
-        writer.write(record, &mut self.buffer);
-        self.records_in_buffer += 1;
-        if self.buffer.len() >= SEND_BUFFER_BYTES {
-            self.hand_over();
+        let index = self.records;
+        self.records += 1;
+        for at in 0..self.targets.len() {
+            let target = &mut self.targets[at];
+            let buffer = target.buffer.get_or_insert_with(|| {
+                Encoded::new(target.sink.handle.buffer(), self.origin.clone())
+            });
+            target.encoder.encode(record, index, buffer);
+            if buffer.len() >= SEND_BUFFER_BYTES {
+                self.hand_over(at);
+            }
         }
     }
 

@@ -69,6 +69,10 @@ impl ParserFailure {
 
 /// One parsed record, valid during [`RecordVisitor::record`].
 pub struct Record<'a> {
+    /// The object's line (1-based) the record's message starts on; for a
+    /// message the parser built rather than cut from its input, the line of
+    /// the last record that had one.
+    pub line: u64,
     /// UTC nanoseconds; `None` when the parser found no time.
     pub time: Option<i64>,
     pub msg: Option<&'a str>,
@@ -230,6 +234,7 @@ pub fn visit_rows(
 ) -> Result<BatchOutcome, DecodeError> {
     let mut decoder = Decoder::new(encoded, batch)?;
     let mut values = Vec::with_capacity(fields.len());
+    let mut lines = LineCounter::new(batch);
     let mut outcome = BatchOutcome::default();
     let undeclared = |at| DecodeError {
         at,
@@ -251,6 +256,7 @@ pub fn visit_rows(
                     _ => None,
                 };
                 visitor.record(&Record {
+                    line: lines_before + lines.line_of(msg) + 1,
                     time: row.time,
                     msg,
                     fields,
@@ -270,6 +276,41 @@ pub fn visit_rows(
         }
     }
     Ok(outcome)
+}
+
+/// The line within a batch (0-based) that a slice of it starts on; records
+/// come in line order, so each count goes on from the last.
+struct LineCounter<'b> {
+    batch: &'b [u8],
+    counted_to: usize,
+    line: u64,
+}
+
+impl<'b> LineCounter<'b> {
+    fn new(batch: &'b str) -> Self {
+        LineCounter {
+            batch: batch.as_bytes(),
+            counted_to: 0,
+            line: 0,
+        }
+    }
+
+    fn line_of(&mut self, msg: Option<&str>) -> u64 {
+        let start = self.batch.as_ptr() as usize;
+        let Some(at) = msg
+            .map(|msg| (msg.as_ptr() as usize).wrapping_sub(start))
+            .filter(|&at| at <= self.batch.len())
+        else {
+            return self.line;
+        };
+        if at < self.counted_to {
+            self.counted_to = 0;
+            self.line = 0;
+        }
+        self.line += memchr::memchr_iter(b'\n', &self.batch[self.counted_to..at]).count() as u64;
+        self.counted_to = at;
+        self.line
+    }
 }
 
 fn classify(

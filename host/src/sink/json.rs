@@ -1,5 +1,7 @@
 //! Records as JSON lines: the body VictoriaLogs' `/insert/jsonline` takes,
-//! and what `s3logd parse` prints, byte for byte.
+//! what the file sink writes and `s3logd parse` prints, byte for byte, and
+//! the documents of the other JSON stores (their own names for the time and
+//! the message).
 //!
 //! This runs once per record on the hot path (it cost more than parsing),
 //! so it writes straight into a reused buffer, with field keys escaped once
@@ -10,7 +12,28 @@
 use s3logd_rows::Value;
 use s3logd_rows::calendar::civil_from_days;
 
+use super::delivery::Encoded;
+use super::{Encoding, ObjectContext, RecordEncoder};
 use crate::parse::{Field, Record};
+
+/// The JSON-lines encoding of VictoriaLogs and the file sink: a record a
+/// line, `_time` and `_msg` named as VictoriaLogs names them.
+pub struct JsonLines;
+
+impl Encoding for JsonLines {
+    fn encoder(&self, object: &ObjectContext<'_>) -> Box<dyn RecordEncoder> {
+        Box::new(JsonLinesEncoder(JsonLineWriter::new(object.fields)))
+    }
+}
+
+struct JsonLinesEncoder(JsonLineWriter);
+
+impl RecordEncoder for JsonLinesEncoder {
+    fn encode(&mut self, record: &Record<'_>, _index: u64, out: &mut Encoded) {
+        self.0.write(record, out.bytes());
+        out.end_record(record.line, record.time, "");
+    }
+}
 
 /// Keys up to this long (quotes and colon included) are copied as one
 /// fixed-size block; a copy of variable length is a call to `memcpy`.
@@ -21,6 +44,9 @@ const SHORT_VALUE: usize = 32;
 
 /// Writes records of one object as JSON lines.
 pub struct JsonLineWriter {
+    /// `"_time":` and `"_msg":`, or the names a store gives them.
+    time_key: Key,
+    msg_key: Key,
     /// `"name":` for each field of the session, escaped once.
     keys: Vec<Key>,
     /// `,"name":"value"` for every field added to each record of the object.
@@ -63,6 +89,12 @@ impl JsonLineWriter {
     /// `object_fields` are added to every record (bucket, key, and fields
     /// taken from the key).
     pub fn new(object_fields: &[(String, String)]) -> JsonLineWriter {
+        JsonLineWriter::with_names(object_fields, "_time", "_msg")
+    }
+
+    /// [`JsonLineWriter::new`] with the record's time and message under
+    /// the names `time` and `msg` (`@timestamp` and `message`, say).
+    pub fn with_names(object_fields: &[(String, String)], time: &str, msg: &str) -> JsonLineWriter {
         let mut extra = Vec::new();
         for (name, value) in object_fields {
             extra.push(b',');
@@ -71,6 +103,8 @@ impl JsonLineWriter {
             write_str(&mut extra, value);
         }
         JsonLineWriter {
+            time_key: Key::new(time),
+            msg_key: Key::new(msg),
             keys: Vec::new(),
             object_fields: extra,
             msg_escapes: Vec::new(),
@@ -93,14 +127,15 @@ impl JsonLineWriter {
         };
         if let Some(time) = record.time {
             separator(out);
-            out.extend_from_slice(b"\"_time\":\"");
+            self.time_key.write(out);
+            out.push(b'"');
             write_rfc3339(out, time);
             out.push(b'"');
         }
         self.msg_escapes.clear();
         if let Some(msg) = record.msg {
             separator(out);
-            out.extend_from_slice(b"\"_msg\":");
+            self.msg_key.write(out);
             let escapes = &mut self.msg_escapes;
             write_str_seeing_escapes(out, msg, |at| escapes.push(at));
         }
@@ -152,6 +187,16 @@ fn is_writable(value: &Value<'_>) -> bool {
         Value::Str(s) => !s.is_empty(),
         Value::Float(f) => f.is_finite(),
         _ => true,
+    }
+}
+
+/// A value as text, for names and labels: a string as it is, anything else
+/// as its JSON form (a time without its quotes).
+pub fn write_text(out: &mut Vec<u8>, value: &Value<'_>) {
+    match value {
+        Value::Str(s) => out.extend_from_slice(s.as_bytes()),
+        Value::Timestamp(nanos) => write_rfc3339(out, *nanos),
+        value => write_value(out, value),
     }
 }
 
@@ -579,6 +624,7 @@ mod tests {
             piece("curl/8"),
         ];
         let record = Record {
+            line: 1,
             time: None,
             msg: Some(line),
             fields: &fields,
@@ -625,6 +671,7 @@ mod tests {
             Value::Bool(true),
         ];
         let record = Record {
+            line: 1,
             time: Some(0),
             msg: Some("raw \"line\""),
             fields: &fields,
@@ -653,6 +700,7 @@ mod tests {
     #[test]
     fn a_record_with_nothing_but_object_fields_is_still_valid_json() {
         let record = Record {
+            line: 1,
             time: None,
             msg: None,
             fields: &[],

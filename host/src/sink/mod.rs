@@ -1,4 +1,125 @@
-//! Delivering records to log stores.
+//! Delivering records to log stores: every `[sink.<name>]` of the
+//! configuration started as a [`Sink`], records encoded per sink on the
+//! parsing thread, and the machinery they share (`delivery`, `http`).
+//!
+//! Each store is a module of its own that supplies two things: an
+//! [`Encoding`] (how one object's records become the store's bytes) and a
+//! [`delivery::Store`] (how a batch of them is sent and what the answer
+//! means). Everything else, batching, the buffer budget, retries,
+//! dead letters and acknowledgement, is `delivery`'s.
 
+pub mod dead_letter;
+pub mod delivery;
+pub mod file;
+pub mod http;
 pub mod json;
+pub mod template;
+#[cfg(test)]
+mod testing;
 pub mod victorialogs;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::config::SinkConfig;
+use crate::parse::Record;
+use dead_letter::DeadLetter;
+use delivery::{Encoded, Handle, Origin};
+
+/// What encoders know of an object.
+pub struct ObjectContext<'a> {
+    pub origin: &'a Arc<Origin>,
+    /// Fields added to every record (bucket, key, fields from the key).
+    pub fields: &'a [(String, String)],
+}
+
+/// How one store encodes records; one per sink, shared by all objects.
+pub trait Encoding: Send + Sync {
+    /// An encoder for the records of one object.
+    fn encoder(&self, object: &ObjectContext<'_>) -> Box<dyn RecordEncoder>;
+}
+
+/// Encodes the records of one object, on the parsing thread.
+pub trait RecordEncoder: Send {
+    /// Appends `record`, the `index`-th (0-based) of its object, to `out`
+    /// and ends it there ([`Encoded::end_record`]).
+    fn encode(&mut self, record: &Record<'_>, index: u64, out: &mut Encoded);
+}
+
+/// A running sink.
+pub struct Sink {
+    pub name: String,
+    pub handle: Handle,
+    pub encoding: Arc<dyn Encoding>,
+}
+
+/// What starting a sink takes besides its own settings.
+pub struct Context {
+    /// `enrich.stream_fields`: the record fields that name a stream, for
+    /// stores that keep streams (VictoriaLogs, Loki labels).
+    pub stream_fields: Vec<String>,
+    /// Region and credentials for AWS stores and SigV4.
+    pub aws: aws_config::SdkConfig,
+    pub dead_letter: DeadLetter,
+    /// Fires when deliveries are to be abandoned (the end of shutdown's
+    /// grace period).
+    pub cancel: CancellationToken,
+}
+
+/// Every configured sink, in name order.
+pub struct Sinks(Vec<Sink>);
+
+impl Sinks {
+    /// Starts every sink on the current tokio runtime. Fails on settings
+    /// the sink cannot use (a header, a CA file), naming the key.
+    pub fn start(
+        config: &BTreeMap<String, SinkConfig>,
+        context: &Context,
+    ) -> anyhow::Result<Sinks> {
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|_| anyhow::anyhow!("sinks must start inside a tokio runtime"))?;
+        let mut sinks = Vec::with_capacity(config.len());
+        for (name, sink) in config {
+            let path = format!("sink.{name}");
+            let settings = delivery::Settings {
+                name,
+                batch: sink.batch(),
+                dead_letter: context.dead_letter.clone(),
+                cancel: context.cancel.clone(),
+                runtime: runtime.clone(),
+            };
+            let (handle, encoding): (Handle, Arc<dyn Encoding>) = match sink {
+                SinkConfig::VictoriaLogs(config) => {
+                    let (store, encoding) = victorialogs::build(config, &path, context)?;
+                    (delivery::start(store, settings), Arc::new(encoding))
+                }
+                SinkConfig::File(config) => (
+                    delivery::start(file::FileStore::new(&config.options), settings),
+                    Arc::new(json::JsonLines),
+                ),
+                SinkConfig::Elasticsearch(_)
+                | SinkConfig::Loki(_)
+                | SinkConfig::CloudWatchLogs(_) => {
+                    anyhow::bail!("{path}: the {} sink is not built yet", sink.kind())
+                }
+            };
+            sinks.push(Sink {
+                name: name.clone(),
+                handle,
+                encoding,
+            });
+        }
+        Ok(Sinks(sinks))
+    }
+
+    pub fn all(&self) -> &[Sink] {
+        &self.0
+    }
+
+    /// The position of the sink called `name`.
+    pub fn position(&self, name: &str) -> Option<usize> {
+        self.0.iter().position(|sink| sink.name == name)
+    }
+}

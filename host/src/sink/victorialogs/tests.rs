@@ -1,29 +1,41 @@
-use std::collections::BTreeSet;
+//! The VictoriaLogs sink against the receiver that speaks its protocol:
+//! what arrives (time, message, stream, tenant), how, and what becomes of
+//! records when it fails.
+
 use std::io::Write;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use s3logd_test_support::victorialogs::{Auth, TimeSource, VictoriaLogs as Receiver};
 
-use super::*;
-use crate::config::{Compression, Secret};
+use crate::config::{
+    BatchConfig, Compression, HttpConfig, Secret, SinkConfig, VictoriaLogsConfig,
+    VictoriaLogsOptions,
+};
+use crate::sink::delivery::SinkError;
+use crate::sink::testing::{TestSink, resolve};
 
 const STREAM: &str = r#"{account="123456789012",log_type="alb"}"#;
-/// Generous: only a hang should hit it.
-const PATIENCE: Duration = Duration::from_secs(30);
 
 fn config(receiver: &Receiver) -> VictoriaLogsConfig {
     VictoriaLogsConfig {
-        url: receiver.url(),
-        compression: Compression::None,
-        batch_max_age_ms: 10,
-        ..VictoriaLogsConfig::default()
+        http: HttpConfig {
+            url: receiver.url(),
+            ..VictoriaLogsConfig::default().http
+        },
+        batch: BatchConfig {
+            batch_max_age_ms: 10,
+            ..VictoriaLogsConfig::default().batch
+        },
+        options: VictoriaLogsOptions {
+            compression: Compression::None,
+            ..VictoriaLogsOptions::default()
+        },
     }
 }
 
-fn start(config: &VictoriaLogsConfig, cancel: &CancellationToken) -> VictoriaLogs {
-    let stream_fields = ["log_type", "account"].map(String::from).to_vec();
-    VictoriaLogs::start(config, stream_fields, cancel.clone()).expect("the sink starts")
+fn start(config: VictoriaLogsConfig) -> TestSink {
+    TestSink::start("vl", SinkConfig::VictoriaLogs(config))
 }
 
 /// `count` records numbered from `first`, as JsonLineWriter writes them:
@@ -40,24 +52,12 @@ fn lines(first: u64, count: u64) -> Vec<u8> {
     out
 }
 
-fn secret(text: &str) -> Secret {
-    serde_json::from_value(serde_json::Value::from(text)).unwrap()
-}
-
-async fn resolve(delivery: Delivery) -> Result<(), SinkError> {
-    tokio::time::timeout(PATIENCE, delivery)
-        .await
-        .expect("the delivery resolves")
-}
-
 /// Sends `chunks` chunks of `per_chunk` records and waits for every delivery.
-async fn send_all(sink: &VictoriaLogs, chunks: u64, per_chunk: u64) -> Vec<Result<(), SinkError>> {
+async fn send_all(sink: &TestSink, chunks: u64, per_chunk: u64) -> Vec<Result<(), SinkError>> {
     let mut deliveries = Vec::new();
     for chunk in 0..chunks {
-        deliveries.push(
-            sink.send(lines(chunk * per_chunk, per_chunk), per_chunk)
-                .await,
-        );
+        let first = chunk * per_chunk;
+        deliveries.push(sink.send_lines(&lines(first, per_chunk), first + 1).await);
     }
     let mut results = Vec::new();
     for delivery in deliveries {
@@ -87,8 +87,7 @@ fn stored_numbers(receiver: &Receiver) -> Vec<u64> {
 #[tokio::test]
 async fn records_are_stored_with_time_message_and_stream() {
     let receiver = Receiver::start();
-    let cancel = CancellationToken::new();
-    let sink = start(&config(&receiver), &cancel);
+    let sink = start(config(&receiver));
     all_ok(&send_all(&sink, 3, 5).await);
 
     let base = s3logd_parser_sdk::time::parse_iso8601("2024-05-06T07:08:09Z").unwrap();
@@ -118,10 +117,33 @@ async fn records_are_stored_with_time_message_and_stream() {
         );
         assert_eq!(request.headers["content-type"], "application/stream+json");
     }
-    assert_eq!(sink.stats().records_sent.load(Relaxed), 15);
-    assert_eq!(
-        sink.stats().requests.load(Relaxed),
-        receiver.counters().requests
+    let stats = sink.sink.handle.stats();
+    assert_eq!(stats.records_sent.load(Relaxed), 15);
+    assert_eq!(stats.requests.load(Relaxed), receiver.counters().requests);
+    assert_eq!(stats.bytes_sent.load(Relaxed), lines(0, 15).len() as u64);
+}
+
+#[tokio::test]
+async fn a_base_path_and_per_sink_stream_fields_are_kept() {
+    let receiver = Receiver::start_at_path("/victorialogs");
+    let mut config = config(&receiver);
+    config.http.url = format!("{}/victorialogs/", receiver.url());
+    config.options.stream_fields = Some(vec!["log_type".into()]);
+    let sink = start(config);
+    all_ok(&send_all(&sink, 1, 3).await);
+    let requests = receiver.requests();
+    assert!(
+        requests.iter().all(|request| request
+            .uri
+            .starts_with("/victorialogs/insert/jsonline?_stream_fields=log_type&")),
+        "{:?}",
+        requests.iter().map(|r| &r.uri).collect::<Vec<_>>()
+    );
+    assert!(
+        receiver
+            .rows()
+            .iter()
+            .all(|row| row.stream == r#"{log_type="alb"}"#)
     );
 }
 
@@ -131,20 +153,15 @@ async fn every_compression_round_trips() {
         (Compression::None, None),
         (Compression::Gzip, Some("gzip")),
         (Compression::Zstd, Some("zstd")),
+        (Compression::Snappy, Some("snappy")),
     ] {
         let receiver = Receiver::start();
-        let cancel = CancellationToken::new();
-        let sink = start(
-            &VictoriaLogsConfig {
-                compression,
-                ..config(&receiver)
-            },
-            &cancel,
-        );
+        let mut config = config(&receiver);
+        config.options.compression = compression;
+        let sink = start(config);
         // One chunk, so one request, so the sizes can be compared.
         let body = lines(0, 200);
-        let body_len = body.len() as u64;
-        resolve(sink.send(body, 200).await).await.unwrap();
+        resolve(sink.send_lines(&body, 1).await).await.unwrap();
 
         assert_eq!(
             stored_numbers(&receiver),
@@ -162,15 +179,14 @@ async fn every_compression_round_trips() {
                 .map(|v| v.to_str().unwrap()),
             encoding
         );
-        assert_eq!(request.decoded_body_len, Some(body_len as usize));
-        let stats = sink.stats();
-        assert_eq!(stats.bytes_sent_uncompressed.load(Relaxed), body_len);
-        let compressed = stats.bytes_sent_compressed.load(Relaxed);
+        assert_eq!(request.decoded_body_len, Some(body.len()));
         match compression {
-            Compression::None => assert_eq!(compressed, body_len),
+            Compression::None => assert_eq!(request.body_len, body.len()),
             _ => assert!(
-                compressed < body_len / 4,
-                "{compression:?}: {compressed} of {body_len}"
+                request.body_len < body.len() / 4,
+                "{compression:?}: {} of {}",
+                request.body_len,
+                body.len()
             ),
         }
     }
@@ -182,18 +198,13 @@ async fn tenant_basic_auth_and_extra_headers_are_sent() {
         username: "s3logd".into(),
         password: "pa:ss word".into(),
     });
-    let cancel = CancellationToken::new();
-    let sink = start(
-        &VictoriaLogsConfig {
-            account_id: Some(7),
-            project_id: Some(9),
-            username: Some("s3logd".into()),
-            password: Some(secret("pa:ss word")),
-            headers: [("X-Source".to_owned(), "s3logd".to_owned())].into(),
-            ..config(&receiver)
-        },
-        &cancel,
-    );
+    let mut config = config(&receiver);
+    config.options.account_id = Some(7);
+    config.options.project_id = Some(9);
+    config.http.username = Some("s3logd".into());
+    config.http.password = Some(Secret::new("pa:ss word"));
+    config.http.headers = [("X-Source".to_owned(), Secret::new("s3logd"))].into();
+    let sink = start(config);
     all_ok(&send_all(&sink, 2, 3).await);
 
     let rows = receiver.rows();
@@ -211,122 +222,30 @@ async fn tenant_basic_auth_and_extra_headers_are_sent() {
 }
 
 #[tokio::test]
-async fn bearer_token_is_sent_and_a_wrong_one_is_rejected_without_retrying() {
+async fn a_wrong_bearer_token_fails_the_records_without_retrying() {
     let receiver = Receiver::start_with_auth(Auth::Bearer("right-token".into()));
-    let cancel = CancellationToken::new();
-    let with_token = |token: &str| VictoriaLogsConfig {
-        bearer_token: Some(secret(token)),
-        ..config(&receiver)
+    let with_token = |token: &str| {
+        let mut config = config(&receiver);
+        config.http.bearer_token = Some(Secret::new(token));
+        config
     };
-    let sink = start(&with_token("right-token"), &cancel);
+    let sink = start(with_token("right-token"));
     all_ok(&send_all(&sink, 1, 4).await);
     assert_eq!(receiver.rows().len(), 4);
 
-    let wrong = start(&with_token("wrong-token"), &cancel);
-    let error = resolve(wrong.send(lines(4, 4), 4).await).await.unwrap_err();
+    let wrong = start(with_token("wrong-token"));
+    let error = resolve(wrong.send_lines(&lines(4, 4), 5).await)
+        .await
+        .unwrap_err();
     assert!(
-        matches!(&error, SinkError::Rejected { status: 401, detail } if detail == "Unauthorized"),
+        matches!(&error, SinkError::Failed { sink, reason } if sink == "vl" && reason == "status 401 Unauthorized: Unauthorized"),
         "{error:?}"
     );
     assert!(!error.to_string().contains("wrong-token"));
-    assert_eq!(wrong.stats().requests.load(Relaxed), 1);
-    assert_eq!(wrong.stats().failures.load(Relaxed), 1);
-}
-
-#[tokio::test]
-async fn a_full_batch_of_records_is_sent_without_waiting_for_its_age() {
-    let receiver = Receiver::start();
-    let cancel = CancellationToken::new();
-    let sink = start(
-        &VictoriaLogsConfig {
-            batch_max_records: 10,
-            // Far beyond PATIENCE: only the record limit can send these.
-            batch_max_age_ms: 3_600_000,
-            ..config(&receiver)
-        },
-        &cancel,
-    );
-    all_ok(&send_all(&sink, 6, 5).await);
-    assert_eq!(receiver.counters().requests, 3);
-    assert_eq!(stored_numbers(&receiver), (0..30).collect::<Vec<_>>());
-}
-
-#[tokio::test]
-async fn batches_stay_within_the_byte_limit() {
-    let receiver = Receiver::start();
-    let cancel = CancellationToken::new();
-    let chunk_bytes = lines(0, 4).len();
-    let max_bytes = chunk_bytes * 5 / 2;
-    let sink = start(
-        &VictoriaLogsConfig {
-            batch_max_bytes: max_bytes as u64,
-            batch_max_age_ms: 100,
-            ..config(&receiver)
-        },
-        &cancel,
-    );
-    all_ok(&send_all(&sink, 8, 4).await);
-    assert_eq!(stored_numbers(&receiver), (0..32).collect::<Vec<_>>());
-    let requests = receiver.requests();
-    assert!(requests.len() >= 4, "8 chunks, at most 2 per request");
-    for request in requests {
-        assert!(request.decoded_body_len.unwrap() <= max_bytes);
-    }
-}
-
-#[tokio::test]
-async fn a_lone_chunk_is_sent_when_its_batch_is_old_enough() {
-    let receiver = Receiver::start();
-    let cancel = CancellationToken::new();
-    let sink = start(
-        &VictoriaLogsConfig {
-            batch_max_age_ms: 50,
-            ..config(&receiver)
-        },
-        &cancel,
-    );
-    resolve(sink.send(lines(0, 1), 1).await).await.unwrap();
-    assert_eq!(stored_numbers(&receiver), [0]);
-}
-
-#[tokio::test]
-async fn buffers_are_recycled_while_records_flow_and_freed_when_the_sink_is_idle() {
-    let receiver = Receiver::start();
-    let cancel = CancellationToken::new();
-    // Uncompressed, the chunk itself is sent; compressed, it is copied into
-    // a batch buffer first.
-    for (compression, batch_buffers) in [(Compression::None, 0), (Compression::Zstd, 1)] {
-        let sink = start(
-            &VictoriaLogsConfig {
-                compression,
-                ..config(&receiver)
-            },
-            &cancel,
-        );
-        let buffers = &sink.shared.buffers;
-        let mut chunk = sink.buffer();
-        assert!(chunk.capacity() >= SEND_BUFFER_BYTES);
-        let chunk_address = chunk.as_ptr();
-        chunk.extend_from_slice(&lines(0, 10));
-        resolve(sink.send(chunk, 10).await).await.unwrap();
-        assert_eq!(
-            (buffers.chunks.kept(), buffers.batches.kept()),
-            (1, batch_buffers),
-            "{compression:?}: the buffers are kept for reuse"
-        );
-        let again = sink.buffer();
-        assert_eq!(again.as_ptr(), chunk_address, "{compression:?}");
-        buffers.chunks.give(again);
-
-        tokio::time::sleep(batch::RELEASE_BUFFERS_AFTER + Duration::from_millis(500)).await;
-        assert_eq!(
-            (buffers.chunks.kept(), buffers.batches.kept()),
-            (0, 0),
-            "{compression:?}: an idle sink holds no buffers"
-        );
-    }
-    let stored = stored_numbers(&receiver);
-    assert_eq!(stored, (0..10).flat_map(|n| [n, n]).collect::<Vec<u64>>());
+    let stats = wrong.sink.handle.stats();
+    assert_eq!(stats.requests.load(Relaxed), 1);
+    assert_eq!(stats.failures.load(Relaxed), 4);
+    assert!(wrong.dead_letters().is_empty());
 }
 
 #[tokio::test]
@@ -334,9 +253,8 @@ async fn server_errors_and_throttling_are_retried_until_recovery() {
     let receiver = Receiver::start();
     receiver.fail_next(3, 500);
     receiver.fail_next(3, 429);
-    receiver.fail_next(1, 503);
-    let cancel = CancellationToken::new();
-    let sink = start(&config(&receiver), &cancel);
+    receiver.fail_next_with_retry_after(1, 503, "1");
+    let sink = start(config(&receiver));
     all_ok(&send_all(&sink, 4, 5).await);
 
     // Faulted requests store nothing: each record is stored exactly once.
@@ -350,20 +268,20 @@ async fn server_errors_and_throttling_are_retried_until_recovery() {
         7,
         "{statuses:?}"
     );
-    assert_eq!(sink.stats().retries.load(Relaxed), 7);
-    assert_eq!(sink.stats().failures.load(Relaxed), 0);
+    let stats = sink.sink.handle.stats();
+    assert_eq!(stats.retries.load(Relaxed), 7);
+    assert_eq!(stats.failures.load(Relaxed), 0);
 }
 
 #[tokio::test]
 async fn an_unreachable_receiver_is_retried_until_it_is_up() {
     let receiver = Receiver::start();
     receiver.set_down(true);
-    let cancel = CancellationToken::new();
-    let sink = start(&config(&receiver), &cancel);
-    let mut delivery = sink.send(lines(0, 10), 10).await;
+    let sink = start(config(&receiver));
+    let mut delivery = sink.send_lines(&lines(0, 10), 1).await;
     let pending = tokio::time::timeout(Duration::from_millis(500), &mut delivery).await;
     assert!(pending.is_err(), "resolved while down: {pending:?}");
-    assert!(sink.stats().retries.load(Relaxed) >= 1);
+    assert!(sink.sink.handle.stats().retries.load(Relaxed) >= 1);
 
     receiver.set_down(false);
     resolve(delivery).await.unwrap();
@@ -371,153 +289,87 @@ async fn an_unreachable_receiver_is_retried_until_it_is_up() {
 }
 
 #[tokio::test]
-async fn dropped_connections_are_retried() {
+async fn dropped_connections_and_timeouts_are_retried() {
     let receiver = Receiver::start();
     receiver.drop_connection_next(2);
-    let cancel = CancellationToken::new();
+    receiver.delay_next(1, Duration::from_secs(3));
+    let mut config = config(&receiver);
     // Three chunks in one batch: an uncompressed body of three parts, sent
     // again whole on each attempt.
-    let sink = start(
-        &VictoriaLogsConfig {
-            batch_max_age_ms: 500,
-            ..config(&receiver)
-        },
-        &cancel,
-    );
+    config.batch.batch_max_age_ms = 500;
+    config.http.request_timeout_secs = 1;
+    let sink = start(config);
     all_ok(&send_all(&sink, 3, 10).await);
-    assert_eq!(stored_numbers(&receiver), (0..30).collect::<Vec<_>>());
-    let statuses: Vec<Option<u16>> = receiver.requests().iter().map(|r| r.status).collect();
-    assert_eq!(statuses, [None, None, Some(200)]);
-}
-
-#[tokio::test]
-async fn a_rejected_batch_fails_only_its_own_deliveries() {
-    let receiver = Receiver::start();
-    let cancel = CancellationToken::new();
-    let sink = start(&config(&receiver), &cancel);
-    for (round, status) in [400u16, 401, 403, 413].into_iter().enumerate() {
-        let requests_before = receiver.counters().requests;
-        receiver.fail_next(1, status);
-        let first = round as u64 * 20;
-        let rejected = resolve(sink.send(lines(first, 10), 10).await).await;
-        assert_eq!(
-            rejected,
-            Err(SinkError::Rejected {
-                status,
-                detail: "scripted fault".into()
-            })
-        );
-        assert_eq!(
-            receiver.counters().requests,
-            requests_before + 1,
-            "not retried"
-        );
-        resolve(sink.send(lines(first + 10, 10), 10).await)
-            .await
-            .unwrap();
-    }
-    let stored: BTreeSet<u64> = stored_numbers(&receiver).into_iter().collect();
-    let expected: BTreeSet<u64> = (0..4)
-        .flat_map(|round| round * 20 + 10..round * 20 + 20)
+    receiver.settle(Duration::from_secs(10)).await;
+    let rows = receiver.rows();
+    // The delayed request was stored after the client gave up on it, so
+    // its records may be there twice: at least once, never lost.
+    let mut numbers: Vec<u64> = rows
+        .iter()
+        .map(|row| row.fields["n"].parse().unwrap())
         .collect();
-    assert_eq!(stored, expected);
-    assert_eq!(sink.stats().failures.load(Relaxed), 4);
+    numbers.sort_unstable();
+    numbers.dedup();
+    assert_eq!(numbers, (0..30).collect::<Vec<_>>());
+    let statuses: Vec<Option<u16>> = receiver.requests().iter().map(|r| r.status).collect();
+    assert_eq!(statuses[..2], [None, None]);
+    assert_eq!(statuses.last(), Some(&Some(200)));
 }
 
 #[tokio::test]
-async fn cancelling_while_retrying_resolves_cancelled_promptly() {
+async fn lines_the_receiver_refuses_go_to_the_dead_letter_output() {
     let receiver = Receiver::start();
-    receiver.set_down(true);
-    let cancel = CancellationToken::new();
-    let sink = start(&config(&receiver), &cancel);
-    let delivery = sink.send(lines(0, 10), 10).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    cancel.cancel();
-    let result = tokio::time::timeout(Duration::from_secs(5), delivery)
-        .await
-        .expect("cancellation ends the retries at once");
-    assert_eq!(result, Err(SinkError::Cancelled));
-    assert_eq!(
-        resolve(sink.send(lines(10, 1), 1).await).await,
-        Err(SinkError::Cancelled)
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn blocking_send_waits_while_the_buffers_are_full() {
-    const CHUNKS: u64 = 20;
-    let receiver = Receiver::start();
-    receiver.set_down(true);
-    let chunk_bytes = lines(0, 5).len() as u64;
-    let cancel = CancellationToken::new();
-    let sink = start(
-        &VictoriaLogsConfig {
-            batch_max_bytes: chunk_bytes * 2,
-            max_requests_in_flight: 1,
-            ..config(&receiver)
-        },
-        &cancel,
-    );
-    let handed_over = Arc::new(AtomicU64::new(0));
-    let sender = {
-        let (sink, handed_over) = (sink.clone(), handed_over.clone());
-        tokio::task::spawn_blocking(move || {
-            (0..CHUNKS)
-                .map(|chunk| {
-                    let delivery = sink.blocking_send(lines(chunk * 5, 5), 5);
-                    handed_over.fetch_add(1, Relaxed);
-                    delivery
-                })
-                .collect::<Vec<_>>()
-        })
-    };
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let while_down = handed_over.load(Relaxed);
+    let sink = start(config(&receiver));
+    // VictoriaLogs answers 400 only when no line of the request was valid.
+    let mut bad = b"{\"_msg\":\"cut\n".to_vec();
+    bad.extend_from_slice(b"not json\n");
+    resolve(sink.send_lines(&bad, 41).await).await.unwrap();
+    let letters = sink.dead_letters();
+    assert_eq!(letters.len(), 2, "{letters:?}");
+    assert_eq!(letters[0]["line"], 41);
+    assert_eq!(letters[1]["record"], "not json");
     assert!(
-        (1..CHUNKS).contains(&while_down),
-        "{while_down} of {CHUNKS} chunks handed over while nothing could be delivered"
+        letters[0]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("status 400"),
+        "{letters:?}"
     );
-
-    receiver.set_down(false);
-    let deliveries = tokio::time::timeout(PATIENCE, sender)
-        .await
-        .expect("the sender finishes once the receiver is up")
-        .unwrap();
-    for delivery in deliveries {
-        resolve(delivery).await.unwrap();
-    }
     assert_eq!(
-        stored_numbers(&receiver),
-        (0..CHUNKS * 5).collect::<Vec<_>>()
+        sink.sink.handle.stats().records_dead_lettered.load(Relaxed),
+        2
     );
+    // A record longer than VictoriaLogs keeps is never sent.
+    let long = format!("{{\"_msg\":\"{}\"}}\n", "x".repeat(300 * 1024));
+    let requests_before = receiver.counters().requests;
+    resolve(sink.send_lines(long.as_bytes(), 1).await)
+        .await
+        .unwrap();
+    assert_eq!(receiver.counters().requests, requests_before);
+    assert_eq!(receiver.counters().too_long_lines, 0);
+    assert_eq!(sink.dead_letters().len(), 3);
 }
 
 #[tokio::test]
-async fn a_missing_ca_file_or_bad_header_stops_the_start() {
+async fn a_missing_ca_file_or_bad_header_stops_the_start_without_its_value() {
     let receiver = Receiver::start();
-    let cancel = CancellationToken::new();
-    let stream_fields = Vec::new();
-    let missing_ca = VictoriaLogsConfig {
-        tls_ca_file: Some("/nonexistent/ca.pem".into()),
-        ..config(&receiver)
-    };
-    let error = VictoriaLogs::start(&missing_ca, stream_fields.clone(), cancel.clone())
+    let mut missing_ca = config(&receiver);
+    missing_ca.http.tls_ca_file = Some("/nonexistent/ca.pem".into());
+    let error = TestSink::try_start("vl", SinkConfig::VictoriaLogs(missing_ca))
         .err()
         .expect("a missing CA file is an error");
     assert!(
-        error.to_string().contains("/nonexistent/ca.pem"),
+        format!("{error:#}").contains("/nonexistent/ca.pem"),
         "{error:#}"
     );
-    let bad_header = VictoriaLogsConfig {
-        headers: [("X-Key".to_owned(), "secret\nvalue".to_owned())].into(),
-        ..config(&receiver)
-    };
-    let error = VictoriaLogs::start(&bad_header, stream_fields, cancel)
+    let mut bad_header = config(&receiver);
+    bad_header.http.headers = [("X-Key".to_owned(), Secret::new("secret\nvalue"))].into();
+    let error = TestSink::try_start("vl", SinkConfig::VictoriaLogs(bad_header))
         .err()
         .expect("a header value with a newline is an error");
     let message = format!("{error:#}");
     assert!(
-        message.contains("X-Key") || message.contains("x-key"),
+        message.contains("sink.vl.headers") && message.contains("x-key"),
         "{message}"
     );
     assert!(!message.contains("secret"), "{message}");

@@ -1,59 +1,59 @@
 //! Gathers the chunks of every caller into batches bounded by bytes,
-//! records and age, and hands each sealed batch to a request task, with a
-//! bounded number of them in flight. Chunks are never split, so a batch
-//! exceeds the limits only when a single chunk does; uncompressed, they are
-//! sent one after the other as they are.
+//! records and age, and hands each sealed batch to a delivery task, with a
+//! bounded number of them in flight. Chunks are never split here, so a
+//! batch exceeds the limits only when a single chunk does (delivery then
+//! sends it in parts).
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
-use super::body::Body;
 use super::buffers::Buffers;
-use super::endpoint::Endpoint;
-use super::{SinkError, SinkStats, compress};
-use crate::config::{Compression, VictoriaLogsConfig};
+use super::deliver::Deliverer;
+use super::records::Encoded;
+use super::{SinkError, Store};
+use crate::config::BatchConfig;
 
 pub(super) struct BatchLimits {
     pub max_bytes: u64,
     pub max_records: u64,
     pub max_age: Duration,
+    /// A longer record goes to the dead-letter output unsent.
+    pub max_record_bytes: u64,
 }
 
 impl BatchLimits {
-    pub(super) fn from_config(config: &VictoriaLogsConfig) -> BatchLimits {
+    pub(super) fn from_config(config: &BatchConfig) -> BatchLimits {
         BatchLimits {
             max_bytes: config.batch_max_bytes,
             max_records: config.batch_max_records,
             max_age: Duration::from_millis(config.batch_max_age_ms),
+            max_record_bytes: config.max_record_bytes,
         }
     }
 }
 
-/// Lines from one `send`.
+/// Records from one `send`.
 pub(super) struct Chunk {
-    pub lines: Vec<u8>,
-    pub records: u64,
+    pub records: Encoded,
     pub delivery: oneshot::Sender<Result<(), SinkError>>,
     /// The chunk's share of the buffer budget, returned when it resolves.
     pub budget: OwnedSemaphorePermit,
 }
 
 /// A caller waiting for its chunk's outcome.
-struct Waiter {
+pub(super) struct Waiter {
     delivery: oneshot::Sender<Result<(), SinkError>>,
     _budget: OwnedSemaphorePermit,
 }
 
 #[derive(Default)]
 struct Batch {
-    /// The chunks' lines, in order.
-    chunks: Vec<Vec<u8>>,
+    /// The chunks' records, in order.
+    chunks: Vec<Encoded>,
     bytes: u64,
     records: u64,
     waiters: Vec<Waiter>,
@@ -66,8 +66,8 @@ impl Batch {
     }
 
     fn has_room_for(&self, chunk: &Chunk, limits: &BatchLimits) -> bool {
-        self.bytes + chunk.lines.len() as u64 <= limits.max_bytes
-            && self.records + chunk.records <= limits.max_records
+        self.bytes + chunk.records.len() as u64 <= limits.max_bytes
+            && self.records + chunk.records.records() <= limits.max_records
     }
 
     fn is_full(&self, limits: &BatchLimits) -> bool {
@@ -75,9 +75,9 @@ impl Batch {
     }
 
     fn push(&mut self, chunk: Chunk, limits: &BatchLimits) {
-        self.bytes += chunk.lines.len() as u64;
-        self.chunks.push(chunk.lines);
-        self.records += chunk.records;
+        self.bytes += chunk.records.len() as u64;
+        self.records += chunk.records.records();
+        self.chunks.push(chunk.records);
         self.waiters.push(Waiter {
             delivery: chunk.delivery,
             _budget: chunk.budget,
@@ -93,8 +93,14 @@ impl Batch {
 
 fn resolve(waiters: Vec<Waiter>, result: Result<(), SinkError>) {
     for waiter in waiters {
+        waiter.resolve(result.clone());
+    }
+}
+
+impl Waiter {
+    pub(super) fn resolve(self, result: Result<(), SinkError>) {
         // A caller that dropped its Delivery no longer cares.
-        let _ = waiter.delivery.send(result.clone());
+        let _ = self.delivery.send(result);
     }
 }
 
@@ -113,23 +119,21 @@ enum Event {
 pub(super) const RELEASE_BUFFERS_AFTER: Duration = Duration::from_secs(2);
 
 /// The batching task; returns once every handle is dropped and every batch
-/// resolved, or once `cancel` fired and everything pending was cancelled.
-pub(super) async fn run(
+/// resolved, or once the deliverer's cancellation token fired and everything
+/// pending was cancelled.
+pub(super) async fn run<S: Store>(
     mut chunks: mpsc::UnboundedReceiver<Chunk>,
-    limits: BatchLimits,
     max_requests_in_flight: usize,
-    endpoint: Arc<Endpoint>,
+    deliverer: Arc<Deliverer<S>>,
     buffers: Arc<Buffers>,
-    stats: Arc<SinkStats>,
-    cancel: CancellationToken,
 ) {
+    let cancel = deliverer.cancel.clone();
     let sender = Sender {
         slots: Arc::new(Semaphore::new(max_requests_in_flight)),
-        endpoint,
+        deliverer: deliverer.clone(),
         buffers: buffers.clone(),
-        stats,
-        cancel: cancel.clone(),
     };
+    let limits = &deliverer.limits;
     let mut requests = JoinSet::new();
     let mut batch = Batch::default();
     let mut last_event = Instant::now();
@@ -150,14 +154,14 @@ pub(super) async fn run(
             Event::Chunk(chunk) => {
                 buffers_released = false;
                 let mut sealed = None;
-                if !batch.is_empty() && !batch.has_room_for(&chunk, &limits) {
+                if !batch.is_empty() && !batch.has_room_for(&chunk, limits) {
                     sealed = Some(std::mem::take(&mut batch));
                 }
-                batch.push(chunk, &limits);
+                batch.push(chunk, limits);
                 if let Some(full) = sealed {
                     sender.dispatch(full, &mut requests).await;
                 }
-                if !batch.is_full(&limits) {
+                if !batch.is_full(limits) {
                     continue;
                 }
                 std::mem::take(&mut batch)
@@ -199,87 +203,31 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-struct Sender {
+struct Sender<S> {
     /// One permit per request allowed in flight.
     slots: Arc<Semaphore>,
-    endpoint: Arc<Endpoint>,
+    deliverer: Arc<Deliverer<S>>,
     buffers: Arc<Buffers>,
-    stats: Arc<SinkStats>,
-    cancel: CancellationToken,
 }
 
-impl Sender {
-    /// Starts the batch's request once a slot is free; while none is, the
+impl<S: Store> Sender<S> {
+    /// Starts the batch's delivery once a slot is free; while none is, the
     /// batcher waits and the buffer budget makes callers wait too.
     async fn dispatch(&self, batch: Batch, requests: &mut JoinSet<()>) {
+        let cancel = &self.deliverer.cancel;
         let slot = tokio::select! {
             biased;
-            _ = self.cancel.cancelled() => return batch.resolve(Err(SinkError::Cancelled)),
+            _ = cancel.cancelled() => return batch.resolve(Err(SinkError::Cancelled)),
             slot = self.slots.clone().acquire_owned() => slot.expect("request slots are never closed"),
         };
-        requests.spawn(deliver(
-            batch,
-            self.endpoint.clone(),
-            self.buffers.clone(),
-            self.stats.clone(),
-            self.cancel.clone(),
-            slot,
-        ));
+        let deliverer = self.deliverer.clone();
+        let buffers = self.buffers.clone();
+        requests.spawn(async move {
+            let _slot = slot;
+            let recycled = deliverer.deliver(batch.chunks, batch.waiters).await;
+            for buffer in recycled {
+                buffers.chunks.give(buffer);
+            }
+        });
     }
-}
-
-async fn deliver(
-    batch: Batch,
-    endpoint: Arc<Endpoint>,
-    buffers: Arc<Buffers>,
-    stats: Arc<SinkStats>,
-    cancel: CancellationToken,
-    _slot: OwnedSemaphorePermit,
-) {
-    let Batch {
-        chunks,
-        bytes: uncompressed_bytes,
-        records,
-        waiters,
-        ..
-    } = batch;
-    let body = match endpoint.compression() {
-        Compression::None => Body::lines(chunks),
-        compression => {
-            let buffers = buffers.clone();
-            // Compression is CPU work of milliseconds per batch: off the
-            // async workers.
-            tokio::task::spawn_blocking(move || {
-                let mut lines = buffers.batches.take();
-                for chunk in chunks {
-                    lines.extend_from_slice(&chunk);
-                    buffers.chunks.give(chunk);
-                }
-                let (compressed, encoding) = compress(compression, &lines)
-                    .expect("compressing into memory does not fail")
-                    .expect("a compression other than none compresses");
-                buffers.batches.give(lines);
-                Body::compressed(compressed, encoding)
-            })
-            .await
-            .expect("compression does not panic")
-        }
-    };
-    let compressed_bytes = body.len();
-    let result = endpoint.post_until_accepted(&body, &cancel).await;
-    if body.content_encoding().is_none() {
-        for buffer in body.into_buffers() {
-            buffers.chunks.give(buffer);
-        }
-    }
-    if result.is_ok() {
-        stats.records_sent.fetch_add(records, Relaxed);
-        stats
-            .bytes_sent_uncompressed
-            .fetch_add(uncompressed_bytes, Relaxed);
-        stats
-            .bytes_sent_compressed
-            .fetch_add(compressed_bytes, Relaxed);
-    }
-    resolve(waiters, result);
 }

@@ -14,8 +14,6 @@
 //! full fetch and parse on every receive. Unrecognized bodies are never
 //! worked on; they are counted on every receive and logged on the first.
 
-pub mod budget;
-
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,12 +24,13 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::ack::{self, Ack, ObjectOutcome};
+use crate::budget::ByteBudget;
 use crate::config::QueueConfig;
+use crate::errors::error_chain;
 use crate::metrics::{Metrics, Value};
 use crate::notification::{self, Notification, ObjectRef};
 use crate::object::{NotStored, ObjectProcessor};
 use crate::shutdown::{Drained, Shutdown};
-use budget::ByteBudget;
 
 /// Longest pause between failed receives.
 const MAX_RECEIVE_BACKOFF: Duration = Duration::from_secs(30);
@@ -391,17 +390,4 @@ impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         self.0.sub(1);
     }
-}
-
-/// The SDK's errors say little at the top level; the causes say what
-/// happened.
-pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

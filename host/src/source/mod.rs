@@ -1,0 +1,3 @@
+//! Where the collector's work comes from.
+
+pub mod queue;
