@@ -6,7 +6,9 @@
 //! from deterministic generators.
 
 pub mod alb;
+pub mod elasticsearch;
 pub mod http;
+pub mod loki;
 pub mod moto;
 pub mod victorialogs;
 

@@ -373,6 +373,12 @@ impl Drop for MotoServer {
     }
 }
 
+/// The Python of the venv moto_server runs in, which has botocore: an
+/// independent AWS signer to check s3logd's requests against.
+pub fn botocore_python() -> PathBuf {
+    moto_server_path().with_file_name("python")
+}
+
 fn moto_server_path() -> PathBuf {
     if let Some(path) = std::env::var_os(MOTO_SERVER_ENV) {
         let path = PathBuf::from(path);
