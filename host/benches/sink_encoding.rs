@@ -1,7 +1,7 @@
-//! What the VictoriaLogs sink costs per line on top of parsing: writing
-//! records as JSON lines, then compressing batches of them with each
-//! `compression` setting, over realistic ALB lines parsed by the bundled
-//! parser.
+//! What the sinks cost per line on top of parsing: each store's encoder
+//! (VictoriaLogs' JSON lines, Elasticsearch's bulk lines, Loki's entries),
+//! then compressing batches of JSON lines with each `compression` setting,
+//! over realistic ALB lines parsed by the bundled parser.
 //!
 //! cargo bench -p s3logd --bench sink_encoding --profile dev \
 //!     --config 'profile.dev.package.s3logd.opt-level=3'
@@ -20,9 +20,14 @@ use s3logd::parse::{Limits, Parsers, Record, RecordVisitor, Runtime};
 
 mod common;
 use common::Count;
+use s3logd::config::{ElasticsearchOptions, LokiLine};
 use s3logd::pipeline::{ObjectSummary, ParserChoice, parse_object};
-use s3logd::sink::json::JsonLineWriter;
-use s3logd::sink::victorialogs::compress;
+use s3logd::sink::delivery::{Encoded, Origin};
+use s3logd::sink::elasticsearch::BulkEncoding;
+use s3logd::sink::http::compress;
+use s3logd::sink::json::{JsonLineWriter, JsonLines as JsonLinesEncoding};
+use s3logd::sink::loki::LokiEncoding;
+use s3logd::sink::{Encoding, ObjectContext, RecordEncoder};
 
 const ROUNDS: usize = 3;
 const KEY: &str = "AWSLogs/123456789012/elasticloadbalancing/eu-west-1/2024/05/06/123456789012_elasticloadbalancing_eu-west-1_app.web.1_20240506T0705Z_10.0.0.1_abc.log";
@@ -36,6 +41,24 @@ struct JsonLines {
 impl RecordVisitor for JsonLines {
     fn record(&mut self, record: &Record<'_>) {
         self.writer.write(record, &mut self.out);
+    }
+
+    fn line_error(&mut self, line: u64, reason: &str) {
+        panic!("line {line} of generated ALB lines failed: {reason}");
+    }
+}
+
+/// Encodes every record with a store's encoder, as the collector does.
+struct Encode {
+    encoder: Box<dyn RecordEncoder>,
+    out: Encoded,
+    index: u64,
+}
+
+impl RecordVisitor for Encode {
+    fn record(&mut self, record: &Record<'_>) {
+        self.encoder.encode(record, self.index, &mut self.out);
+        self.index += 1;
     }
 
     fn line_error(&mut self, line: u64, reason: &str) {
@@ -138,9 +161,69 @@ fn main() {
         micros_per_line(with_json.saturating_sub(parse_only), line_count)
     );
 
+    let origin = Arc::new(Origin {
+        bucket: "logs".into(),
+        key: KEY.into(),
+        version: "v1".into(),
+    });
+    let fields = [("bucket".to_owned(), "logs".to_owned())];
+    let stream_fields = ["log_type", "elb"].map(String::from).to_vec();
+    let encodings: [(&str, Box<dyn Encoding>); 4] = [
+        ("victorialogs", Box::new(JsonLinesEncoding)),
+        (
+            "elasticsearch",
+            Box::new(BulkEncoding::new(&ElasticsearchOptions::default()).expect("valid")),
+        ),
+        (
+            "loki (json)",
+            Box::new(LokiEncoding::new(
+                stream_fields.clone(),
+                &Default::default(),
+                LokiLine::Json,
+            )),
+        ),
+        (
+            "loki (raw)",
+            Box::new(LokiEncoding::new(
+                stream_fields,
+                &Default::default(),
+                LokiLine::Raw,
+            )),
+        ),
+    ];
+    for (name, encoding) in &encodings {
+        let mut bytes = 0;
+        let elapsed = best_of(|| {
+            let context = ObjectContext {
+                origin: &origin,
+                fields: &fields,
+            };
+            let mut visitor = Encode {
+                encoder: encoding.encoder(&context),
+                out: Encoded::new(Vec::with_capacity(raw.len() * 3), origin.clone()),
+                index: 0,
+            };
+            parse(&parsers, &choice, &raw, &mut visitor);
+            bytes = visitor.out.len();
+        });
+        let encoding = elapsed.saturating_sub(parse_only);
+        println!(
+            "{name:>14}: parse + encode {:.2} µs/line, encoding ≈ {:.2} µs/line ({:.0} records/s), {:.0} B/line",
+            micros_per_line(elapsed, line_count),
+            micros_per_line(encoding, line_count),
+            line_count as f64 / encoding.as_secs_f64(),
+            bytes as f64 / line_count as f64
+        );
+    }
+
     for batch_bytes in [1 << 20, 8 << 20] {
         let batches = batches(&json, batch_bytes);
-        for compression in [Compression::None, Compression::Gzip, Compression::Zstd] {
+        for compression in [
+            Compression::None,
+            Compression::Snappy,
+            Compression::Gzip,
+            Compression::Zstd,
+        ] {
             let mut sent = 0;
             let elapsed = best_of(|| {
                 sent = batches
@@ -153,7 +236,7 @@ fn main() {
                     .sum();
             });
             println!(
-                "batches of {:>2} MiB, {compression:>4?}: {:.3} µs/line, ratio {:.1}:1 ({:.0} B/line sent)",
+                "batches of {:>2} MiB, {compression:>6}: {:.3} µs/line, ratio {:.1}:1 ({:.0} B/line sent)",
                 batch_bytes >> 20,
                 micros_per_line(elapsed, line_count),
                 json.len() as f64 / sent as f64,

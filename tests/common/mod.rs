@@ -109,6 +109,7 @@ impl Harness {
             routes: Vec::new(),
             parser_paths: Vec::new(),
             log_level: "info,s3logd=debug".to_owned(),
+            extra: String::new(),
         }
     }
 
@@ -213,6 +214,9 @@ pub struct Settings {
     pub parser_paths: Vec<String>,
     /// `log.level`.
     pub log_level: String,
+    /// More configuration, appended as it is: other sinks, `[dead_letter]`,
+    /// routes naming sinks.
+    pub extra: String,
 }
 
 impl Settings {
@@ -267,6 +271,8 @@ level = {log_level}
 
 [shutdown]
 grace_period_secs = {grace}
+
+{extra}
 "#,
             queue_url = text(&self.queue_url),
             wait_time = self.wait_time_secs,
@@ -279,6 +285,7 @@ grace_period_secs = {grace}
             batch_max_records = self.batch_max_records,
             grace = self.grace_period_secs,
             log_level = text(&self.log_level),
+            extra = self.extra,
         )
     }
 }

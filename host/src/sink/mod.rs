@@ -8,11 +8,14 @@
 //! means). Everything else, batching, the buffer budget, retries,
 //! dead letters and acknowledgement, is `delivery`'s.
 
+pub mod cloudwatch_logs;
 pub mod dead_letter;
 pub mod delivery;
+pub mod elasticsearch;
 pub mod file;
 pub mod http;
 pub mod json;
+pub mod loki;
 pub mod template;
 #[cfg(test)]
 mod testing;
@@ -99,10 +102,17 @@ impl Sinks {
                     delivery::start(file::FileStore::new(&config.options), settings),
                     Arc::new(json::JsonLines),
                 ),
-                SinkConfig::Elasticsearch(_)
-                | SinkConfig::Loki(_)
-                | SinkConfig::CloudWatchLogs(_) => {
-                    anyhow::bail!("{path}: the {} sink is not built yet", sink.kind())
+                SinkConfig::Elasticsearch(config) => {
+                    let (store, encoding) = elasticsearch::build(config, &path, context)?;
+                    (delivery::start(store, settings), Arc::new(encoding))
+                }
+                SinkConfig::Loki(config) => {
+                    let (store, encoding) = loki::build(config, &path, context)?;
+                    (delivery::start(store, settings), Arc::new(encoding))
+                }
+                SinkConfig::CloudWatchLogs(config) => {
+                    let (store, encoding) = cloudwatch_logs::build(config, &path, context)?;
+                    (delivery::start(store, settings), Arc::new(encoding))
                 }
             };
             sinks.push(Sink {
@@ -122,4 +132,12 @@ impl Sinks {
     pub fn position(&self, name: &str) -> Option<usize> {
         self.0.iter().position(|sink| sink.name == name)
     }
+}
+
+/// Now, in UTC nanoseconds: the time of records that have none, where a
+/// store needs one.
+pub(crate) fn now_nanos() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_nanos() as i64)
 }

@@ -8,6 +8,7 @@
 use s3logd_rows::Value;
 use s3logd_rows::calendar::civil_from_days;
 
+use super::now_nanos;
 use crate::parse::{Field, Record};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -27,14 +28,17 @@ pub struct Template {
 }
 
 /// Renders one template for the records of one object.
-pub struct Renderer<'t> {
-    template: &'t Template,
-    object_fields: &'t [(String, String)],
+pub struct Renderer {
+    template: Template,
+    object_fields: Vec<(String, String)>,
     /// For each `{field}` part, its position in the session's field table,
     /// learned as the table grows.
     positions: Vec<Option<usize>>,
     fields_seen: usize,
     scratch: Vec<u8>,
+    /// For a template without fields: the hour last rendered and its
+    /// name, since records of one object mostly share their hour.
+    last: Option<(i64, String)>,
 }
 
 impl Template {
@@ -91,30 +95,44 @@ impl Template {
         Ok(Template { parts })
     }
 
-    /// Whether every record gets the same name.
-    pub fn is_constant(&self) -> bool {
-        self.parts.iter().all(|part| matches!(part, Part::Text(_)))
+    /// The name of every record, when the template names no field or time.
+    pub fn constant(&self) -> Option<String> {
+        self.parts
+            .iter()
+            .map(|part| match part {
+                Part::Text(text) => Some(text.as_str()),
+                _ => None,
+            })
+            .collect()
     }
 
     /// A renderer for the records of one object.
-    pub fn renderer<'t>(&'t self, object_fields: &'t [(String, String)]) -> Renderer<'t> {
+    pub fn renderer(&self, object_fields: &[(String, String)]) -> Renderer {
         let fields = self.parts.iter().filter(|p| matches!(p, Part::Field(_)));
         Renderer {
-            template: self,
-            object_fields,
+            template: self.clone(),
+            object_fields: object_fields.to_vec(),
             positions: vec![None; fields.count()],
             fields_seen: 0,
             scratch: Vec::new(),
+            last: None,
         }
     }
 }
 
-impl Renderer<'_> {
+impl Renderer {
     /// Replaces `out` with the name of `record`.
     pub fn render(&mut self, record: &Record<'_>, out: &mut String) {
         self.learn_positions(record.fields);
         out.clear();
         let time = record.time.unwrap_or_else(now_nanos);
+        let hour = time.div_euclid(3_600 * 1_000_000_000);
+        if let Some((last_hour, name)) = &self.last
+            && *last_hour == hour
+        {
+            out.push_str(name);
+            return;
+        }
         let (days, seconds) = (
             time.div_euclid(86_400 * 1_000_000_000),
             time.rem_euclid(86_400 * 1_000_000_000) / 1_000_000_000,
@@ -147,6 +165,9 @@ impl Renderer<'_> {
                 }
             }
         }
+        if self.positions.is_empty() {
+            self.last = Some((hour, out.clone()));
+        }
     }
 
     fn learn_positions(&mut self, fields: &[Field]) {
@@ -168,12 +189,6 @@ fn push_padded(out: &mut String, n: i64, width: usize) {
     use std::fmt::Write;
     // Writing into a String does not fail.
     let _ = write!(out, "{n:0width$}");
-}
-
-fn now_nanos() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |since| since.as_nanos() as i64)
 }
 
 #[cfg(test)]
@@ -223,9 +238,12 @@ mod tests {
 
     #[test]
     fn constant_templates_are_told_apart() {
-        assert!(Template::parse("/aws/elb").unwrap().is_constant());
-        assert!(!Template::parse("x-%Y").unwrap().is_constant());
-        assert!(!Template::parse("{a}").unwrap().is_constant());
+        assert_eq!(
+            Template::parse("/aws/100%%").unwrap().constant().as_deref(),
+            Some("/aws/100%")
+        );
+        assert_eq!(Template::parse("x-%Y").unwrap().constant(), None);
+        assert_eq!(Template::parse("{a}").unwrap().constant(), None);
     }
 
     #[test]

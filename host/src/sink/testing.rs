@@ -21,7 +21,6 @@ pub const PATIENCE: Duration = Duration::from_secs(30);
 
 pub struct TestSink {
     pub sink: Sink,
-    pub cancel: CancellationToken,
     dead_letters: PathBuf,
     _dir: TempDir,
 }
@@ -33,19 +32,31 @@ impl TestSink {
     }
 
     pub fn try_start(name: &str, config: SinkConfig) -> anyhow::Result<TestSink> {
+        Self::try_start_with_aws(name, config, test_aws_config(None))
+    }
+
+    /// [`TestSink::start`] with `aws` as the sinks' AWS configuration
+    /// (moto's endpoint, say).
+    pub fn start_with_aws(name: &str, config: SinkConfig, aws: aws_config::SdkConfig) -> TestSink {
+        Self::try_start_with_aws(name, config, aws).expect("the sink starts")
+    }
+
+    pub fn try_start_with_aws(
+        name: &str,
+        config: SinkConfig,
+        aws: aws_config::SdkConfig,
+    ) -> anyhow::Result<TestSink> {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let dead_letters = dir.path().join("dead-letter.ndjson");
-        let cancel = CancellationToken::new();
         let context = Context {
             stream_fields: ["log_type", "account"].map(String::from).to_vec(),
-            aws: test_aws_config(None),
+            aws,
             dead_letter: DeadLetter::file(&dead_letters),
-            cancel: cancel.clone(),
+            cancel: CancellationToken::new(),
         };
         let mut sinks = Sinks::start(&BTreeMap::from([(name.to_owned(), config)]), &context)?;
         Ok(TestSink {
             sink: sinks.0.pop().expect("one sink"),
-            cancel,
             dead_letters,
             _dir: dir,
         })
@@ -197,7 +208,6 @@ pub fn field_table(records: &[TestRecord]) -> Vec<Field> {
 pub enum TestValue {
     Str(String),
     Int(i64),
-    Float(f64),
 }
 
 impl TestValue {
@@ -205,7 +215,6 @@ impl TestValue {
         match self {
             TestValue::Str(_) => FieldType::String,
             TestValue::Int(_) => FieldType::Integer,
-            TestValue::Float(_) => FieldType::Float,
         }
     }
 
@@ -213,7 +222,6 @@ impl TestValue {
         match self {
             TestValue::Str(text) => Value::Str(text),
             TestValue::Int(n) => Value::Int(*n),
-            TestValue::Float(f) => Value::Float(*f),
         }
     }
 }

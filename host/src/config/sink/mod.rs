@@ -33,7 +33,7 @@ use super::validate::Problems;
 pub use cloudwatch_logs::{CloudWatchLogsConfig, CloudWatchLogsOptions, CloudWatchMessage};
 pub use elasticsearch::{BulkAction, ElasticsearchAuth, ElasticsearchConfig, ElasticsearchOptions};
 pub use file::{FileConfig, FileOptions};
-pub use loki::{LokiConfig, LokiLine, LokiOptions};
+pub use loki::{LokiConfig, LokiLine, LokiOptions, is_label_name};
 pub use victorialogs::{VictoriaLogsConfig, VictoriaLogsOptions};
 
 /// One `[sink.<name>]` section.

@@ -11,6 +11,7 @@ use reqwest::header::{self, HeaderMap, HeaderName, HeaderValue};
 use reqwest::{StatusCode, Url};
 
 use super::body::Body;
+use super::sigv4::Signer;
 use crate::config::HttpConfig;
 use crate::sink::delivery::Answer;
 
@@ -23,6 +24,8 @@ const DETAIL_CHARS: usize = 200;
 pub struct HttpClient {
     client: reqwest::Client,
     base: Url,
+    /// Signs every request (AWS SigV4) when set.
+    signer: Option<Signer>,
     /// `sink.<name>`, for errors about the settings.
     path: String,
 }
@@ -76,8 +79,17 @@ impl HttpClient {
         Ok(HttpClient {
             client,
             base,
+            signer: None,
             path: path.to_owned(),
         })
+    }
+
+    /// Every request signed by `signer`.
+    pub fn signed_by(self, signer: Signer) -> HttpClient {
+        HttpClient {
+            signer: Some(signer),
+            ..self
+        }
     }
 
     /// The base URL with `segments` appended to its path.
@@ -104,6 +116,10 @@ impl HttpClient {
     ) -> Result<Response, String> {
         if let Some(encoding) = body.content_encoding() {
             headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static(encoding));
+        }
+        if let Some(signer) = &self.signer {
+            let signature = signer.sign(url, &headers, body, SystemTime::now()).await?;
+            headers.extend(signature);
         }
         let response = self
             .client

@@ -7,7 +7,9 @@
 mod body;
 mod client;
 mod compress;
+mod sigv4;
 
 pub use body::Body;
 pub use client::{ANSWER_BYTES, HttpClient, Response, excerpt, sensitive};
 pub use compress::compress;
+pub use sigv4::Signer;
