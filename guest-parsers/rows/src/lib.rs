@@ -2,7 +2,7 @@
 //!
 //! A `session.parse(lines)` call returns one byte buffer instead of a WIT
 //! list of records, because lifting nested WIT values costs more than the
-//! parse itself (see `shared/reference/wasm-costs.md`). Strings that are
+//! parse itself (measured before the contract was settled; BENCHMARKS.md). Strings that are
 //! substrings of the input travel as spans, so the host reads them in place.
 //!
 //! The encoding is part of the contract `s3logd:parser@0.1.0`; a breaking
