@@ -549,3 +549,84 @@ fn malformed_templates_are_named_by_their_key() {
         "{error}"
     );
 }
+
+/// Stands between the sink and moto on `port`: nothing listens there for
+/// `down_for` (connections are refused), then the first `failures`
+/// connections are answered 503, then every byte is forwarded to moto.
+async fn flaky_proxy(moto: std::net::SocketAddr, port: u16, down_for: Duration, failures: usize) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    tokio::time::sleep(down_for).await;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .expect("the proxy's port is free");
+    let mut failed = 0;
+    loop {
+        let Ok((mut client, _)) = listener.accept().await else {
+            continue;
+        };
+        if failed < failures {
+            failed += 1;
+            tokio::spawn(async move {
+                let mut request = [0u8; 64 * 1024];
+                let _ = client.read(&mut request).await;
+                let _ = client
+                    .write_all(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                    .await;
+            });
+            continue;
+        }
+        tokio::spawn(async move {
+            if let Ok(mut upstream) = tokio::net::TcpStream::connect(moto).await {
+                let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+            }
+        });
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_connections_then_server_errors_are_retried_until_recovery() {
+    let moto = MotoServer::start();
+    let target: std::net::SocketAddr = moto
+        .endpoint()
+        .trim_start_matches("http://")
+        .parse()
+        .expect("moto listens on an address");
+    let port = std::net::TcpListener::bind(("127.0.0.1", 0))
+        .and_then(|probe| probe.local_addr())
+        .expect("a free port")
+        .port();
+    let proxy = tokio::spawn(flaky_proxy(target, port, Duration::from_millis(800), 2));
+    let sink = TestSink::start_with_aws(
+        "cwl",
+        SinkConfig::CloudWatchLogs(config("/s3logd/faults", "s", CloudWatchMessage::Raw)),
+        test_aws_config(Some(&format!("http://127.0.0.1:{port}"))),
+    );
+    let base = now_nanos() - HOUR_MS * MS;
+    let records: Vec<TestRecord> = (0..5)
+        .map(|n| record(base + n * MS, &format!("event {n}")))
+        .collect();
+    let delivery = sink
+        .send_records(Arc::new(origin("a.log")), &[], &records)
+        .await;
+    resolve(delivery)
+        .await
+        .expect("delivered once moto is reachable");
+    let messages: Vec<String> = events(&moto, "/s3logd/faults", "s")
+        .await
+        .into_iter()
+        .map(|(_, message)| message)
+        .collect();
+    assert_eq!(
+        messages,
+        (0..5).map(|n| format!("event {n}")).collect::<Vec<_>>()
+    );
+    let retries = sink
+        .sink
+        .handle
+        .stats()
+        .retries
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert!(retries >= 3, "refused, then two 503s: {retries} retries");
+    assert!(sink.dead_letters().is_empty());
+    proxy.abort();
+}
