@@ -111,18 +111,9 @@ impl Store for Elasticsearch {
     async fn send(&self, records: &Records) -> Answer {
         let body = Body::of_records(records, self.compression).await;
         let answer_bytes = ANSWER_BYTES + ANSWER_BYTES_PER_ITEM * records.len();
-        let response = match self
-            .client
-            .post(&self.url, &body, HeaderMap::new(), answer_bytes)
-            .await
-        {
+        let response = match self.client.post(&self.url, &body, answer_bytes).await {
             Ok(response) => response,
-            Err(reason) => {
-                return Answer::Retry {
-                    reason,
-                    retry_after: None,
-                };
-            }
+            Err(retry) => return retry,
         };
         if response.status.is_success() {
             answer::read(&response.body, records.len(), self.action)

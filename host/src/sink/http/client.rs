@@ -103,17 +103,31 @@ impl HttpClient {
         url
     }
 
-    /// POSTs `body` once, with `headers` beside the fixed ones, and reads
-    /// up to `answer_bytes` of the answer. `Err` is a failure to get an
-    /// answer at all (no connection, a timeout), in words that never repeat
-    /// the URL (it may carry credentials).
+    /// POSTs `body` once and reads up to `answer_bytes` of the answer.
+    /// `Err` is the [`Answer::Retry`] for a request that got no answer at
+    /// all (no connection, a timeout, no credentials to sign with yet), in
+    /// words that never repeat the URL (it may carry credentials).
     pub async fn post(
         &self,
         url: &Url,
         body: &Body,
-        mut headers: HeaderMap,
+        answer_bytes: usize,
+    ) -> Result<Response, Answer> {
+        self.attempt(url, body, answer_bytes)
+            .await
+            .map_err(|reason| Answer::Retry {
+                reason,
+                retry_after: None,
+            })
+    }
+
+    async fn attempt(
+        &self,
+        url: &Url,
+        body: &Body,
         answer_bytes: usize,
     ) -> Result<Response, String> {
+        let mut headers = HeaderMap::new();
         if let Some(encoding) = body.content_encoding() {
             headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static(encoding));
         }

@@ -6,9 +6,9 @@
 //! How Loki answers: 204 once stored. A 400 (a line too long, a time too
 //! old, bad labels) stores the valid entries and names the others: the
 //! request is halved until each refused entry stands alone and goes to the
-//! dead-letter output. Loki drops an entry identical in stream, time and
-//! line to one it has, so entries sent again are not stored twice. 429
-//! and 5xx are retried.
+//! dead-letter output; the valid entries of the halves are sent again
+//! (Loki's own deduplication of identical entries is not relied on, nor
+//! tested here). 429 and 5xx are retried.
 
 mod encoding;
 
@@ -66,16 +66,9 @@ pub fn build(
 impl Store for Loki {
     async fn send(&self, records: &Records) -> Answer {
         let body = Body::of_bytes(encoding::push_body(records), self.compression).await;
-        match self
-            .client
-            .post(&self.url, &body, HeaderMap::new(), ANSWER_BYTES)
-            .await
-        {
+        match self.client.post(&self.url, &body, ANSWER_BYTES).await {
             Ok(response) => response.answer(),
-            Err(reason) => Answer::Retry {
-                reason,
-                retry_after: None,
-            },
+            Err(retry) => retry,
         }
     }
 }

@@ -73,18 +73,9 @@ pub fn build(
 impl Store for VictoriaLogs {
     async fn send(&self, records: &Records) -> Answer {
         let body = Body::of_records(records, self.compression).await;
-        let response = match self
-            .client
-            .post(&self.url, &body, HeaderMap::new(), ANSWER_BYTES)
-            .await
-        {
+        let response = match self.client.post(&self.url, &body, ANSWER_BYTES).await {
             Ok(response) => response,
-            Err(reason) => {
-                return Answer::Retry {
-                    reason,
-                    retry_after: None,
-                };
-            }
+            Err(retry) => return retry,
         };
         match response.answer() {
             // A 400 means every line failed (one that VictoriaLogs could
