@@ -550,28 +550,54 @@ fn malformed_templates_are_named_by_their_key() {
     );
 }
 
+/// What the proxy does with one connection before it starts forwarding.
+#[derive(Clone, Copy)]
+enum Fault {
+    /// Reads the request and answers with these bytes.
+    Answer(&'static [u8]),
+    /// Reads the request and never answers, as a hung store does.
+    Stall,
+}
+
+const UNAVAILABLE: &[u8] =
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+
+/// The service's answer when an account's PutLogEvents rate is exceeded.
+const THROTTLED: &[u8] = b"HTTP/1.1 400 Bad Request\r\n\
+Content-Type: application/x-amz-json-1.1\r\n\
+x-amzn-ErrorType: ThrottlingException\r\n\
+Content-Length: 58\r\nConnection: close\r\n\r\n\
+{\"__type\":\"ThrottlingException\",\"message\":\"Rate exceeded\"}";
+
 /// Stands between the sink and moto on `port`: nothing listens there for
-/// `down_for` (connections are refused), then the first `failures`
-/// connections are answered 503, then every byte is forwarded to moto.
-async fn flaky_proxy(moto: std::net::SocketAddr, port: u16, down_for: Duration, failures: usize) {
+/// `down_for` (connections are refused), then the first connections meet
+/// `faults` in order, then every byte is forwarded to moto.
+async fn flaky_proxy(
+    moto: std::net::SocketAddr,
+    port: u16,
+    down_for: Duration,
+    faults: Vec<Fault>,
+) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     tokio::time::sleep(down_for).await;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
         .expect("the proxy's port is free");
-    let mut failed = 0;
+    let mut faults = faults.into_iter();
     loop {
         let Ok((mut client, _)) = listener.accept().await else {
             continue;
         };
-        if failed < failures {
-            failed += 1;
+        if let Some(fault) = faults.next() {
             tokio::spawn(async move {
                 let mut request = [0u8; 64 * 1024];
                 let _ = client.read(&mut request).await;
-                let _ = client
-                    .write_all(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-                    .await;
+                match fault {
+                    Fault::Answer(answer) => {
+                        let _ = client.write_all(answer).await;
+                    }
+                    Fault::Stall => tokio::time::sleep(Duration::from_secs(30)).await,
+                }
             });
             continue;
         }
@@ -583,8 +609,10 @@ async fn flaky_proxy(moto: std::net::SocketAddr, port: u16, down_for: Duration, 
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn refused_connections_then_server_errors_are_retried_until_recovery() {
+/// Five events sent through a proxy that plays `faults` (after refusing
+/// connections for a while) must all arrive once, with at least
+/// `min_retries` retries counted and nothing dead-lettered.
+async fn delivered_through(faults: Vec<Fault>, min_retries: u64) {
     let moto = MotoServer::start();
     let target: std::net::SocketAddr = moto
         .endpoint()
@@ -595,11 +623,20 @@ async fn refused_connections_then_server_errors_are_retried_until_recovery() {
         .and_then(|probe| probe.local_addr())
         .expect("a free port")
         .port();
-    let proxy = tokio::spawn(flaky_proxy(target, port, Duration::from_millis(800), 2));
+    let proxy = tokio::spawn(flaky_proxy(target, port, Duration::from_millis(800), faults));
+    // A stalled call must time out well before the test's patience does.
+    let aws = test_aws_config(Some(&format!("http://127.0.0.1:{port}")))
+        .into_builder()
+        .timeout_config(
+            aws_sdk_cloudwatchlogs::config::timeout::TimeoutConfig::builder()
+                .operation_attempt_timeout(Duration::from_millis(700))
+                .build(),
+        )
+        .build();
     let sink = TestSink::start_with_aws(
         "cwl",
         SinkConfig::CloudWatchLogs(config("/s3logd/faults", "s", CloudWatchMessage::Raw)),
-        test_aws_config(Some(&format!("http://127.0.0.1:{port}"))),
+        aws,
     );
     let base = now_nanos() - HOUR_MS * MS;
     let records: Vec<TestRecord> = (0..5)
@@ -626,7 +663,27 @@ async fn refused_connections_then_server_errors_are_retried_until_recovery() {
         .stats()
         .retries
         .load(std::sync::atomic::Ordering::Relaxed);
-    assert!(retries >= 3, "refused, then two 503s: {retries} retries");
+    assert!(retries >= min_retries, "{retries} retries");
     assert!(sink.dead_letters().is_empty());
     proxy.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_connections_then_server_errors_are_retried_until_recovery() {
+    // Refused, then two 503s.
+    delivered_through(vec![Fault::Answer(UNAVAILABLE); 2], 3).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttling_and_a_hung_call_are_retried_until_recovery() {
+    // Refused, throttled twice, then a call that never answers.
+    delivered_through(
+        vec![
+            Fault::Answer(THROTTLED),
+            Fault::Answer(THROTTLED),
+            Fault::Stall,
+        ],
+        4,
+    )
+    .await;
 }
