@@ -23,7 +23,7 @@ impl Parser for AlbConnection {
         // The time, the client IP, then two bare ports (a CLB line has
         // `client:port` after its name).
         .first_line_pattern(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z \S+ \d+ \d+ ")
-        .fields(line::fields())
+        .fields(line::field::schema())
         .time_source("timestamp: when the connection was established or failed")
     }
 

@@ -131,12 +131,12 @@ fn malformed_lines_are_errors_that_do_not_stop_the_object() {
         reasons,
         [
             (
-                1,
+                2,
                 "only 3 fields; an ALB connection log line has at least 12"
             ),
-            (2, "timestamp \"17:05:15\" is not an ISO 8601 time"),
-            (3, "listener_port \"https\" is not an integer"),
-            (4, "tls_handshake_latency \"4,036\" is not a number"),
+            (3, "timestamp \"17:05:15\" is not an ISO 8601 time"),
+            (4, "listener_port \"https\" is not an integer"),
+            (5, "tls_handshake_latency \"4,036\" is not a number"),
         ]
     );
 }

@@ -4,75 +4,50 @@
 //! the current list leaves the missing tail absent, a longer one keeps the
 //! surplus as `extra_N`.
 
-use s3logd_parser_sdk::{Field, FieldId, FieldType, Output, Row, text, time};
+use s3logd_parser_sdk::{FieldId, Output, Row, text, time};
 
-/// Declares the static fields once: the [`Col`] ids used when filling a row
-/// and the schema reported by `describe` cannot drift apart.
-macro_rules! columns {
-    ($($col:ident = $name:literal: $ty:ident, $doc:literal;)*) => {
-        /// A static field, by position in the schema.
-        #[derive(Clone, Copy)]
-        enum Col { $($col),* }
-
-        const COLUMNS: &[(&str, FieldType, &str)] = &[$(($name, FieldType::$ty, $doc)),*];
-    };
-}
-
-columns! {
-    Type = "type": String, "listener type: http, https, h2, grpcs, ws or wss";
-    Elb = "elb": String, "load balancer resource id (app/name/id)";
-    ClientIp = "client_ip": String, "client or proxy IP address";
-    ClientPort = "client_port": Integer, "client or proxy port";
-    TargetIp = "target_ip": String, "target IP address; absent when no target was reached (Lambda, WAF block, incomplete request)";
-    TargetPort = "target_port": Integer, "target port";
-    RequestProcessingTime = "request_processing_time": Float, "seconds from receiving the request to sending it to a target; -1 when not dispatched";
-    TargetProcessingTime = "target_processing_time": Float, "seconds from sending the request to the target to the start of its response; -1 when not available";
-    ResponseProcessingTime = "response_processing_time": Float, "seconds from the target's response to the start of the response to the client; -1 when not available";
-    ElbStatusCode = "elb_status_code": Integer, "status code of the load balancer's response";
-    TargetStatusCode = "target_status_code": Integer, "status code of the target's response";
-    ReceivedBytes = "received_bytes": Integer, "request bytes received from the client, headers included";
-    SentBytes = "sent_bytes": Integer, "response bytes sent to the client, headers included";
-    Request = "request": String, "the request line as logged";
-    RequestMethod = "request_method": String, "HTTP method of the request line";
-    RequestUrl = "request_url": String, "URL of the request line, as the client sent it";
-    RequestProtocol = "request_protocol": String, "HTTP version of the request line";
-    UserAgent = "user_agent": String, "User-Agent header (truncated by AWS above 8 KB)";
-    SslCipher = "ssl_cipher": String, "TLS cipher (OpenSSL name) for HTTPS listeners";
-    SslProtocol = "ssl_protocol": String, "TLS protocol for HTTPS listeners";
-    TargetGroupArn = "target_group_arn": String, "ARN of the target group";
-    TraceId = "trace_id": String, "contents of the X-Amzn-Trace-Id header";
-    DomainName = "domain_name": String, "SNI domain sent by the client in the TLS handshake";
-    ChosenCertArn = "chosen_cert_arn": String, "ARN of the certificate presented to the client, or session-reused";
-    MatchedRulePriority = "matched_rule_priority": Integer, "priority of the rule that matched: 0 for the default action, -1 on a rule evaluation error";
-    RequestCreationTime = "request_creation_time": Timestamp, "when the load balancer received the request";
-    ActionsExecuted = "actions_executed": StringList, "actions taken (waf, authenticate, redirect, fixed-response, forward, …)";
-    RedirectUrl = "redirect_url": String, "Location of a redirect response";
-    ErrorReason = "error_reason": String, "error code of a failed authentication, Lambda, WAF or target group stickiness step";
-    TargetPortList = "target_port_list": StringList, "ip:port of each target that processed the request";
-    TargetStatusCodeList = "target_status_code_list": IntegerList, "status code of each target's response";
-    Classification = "classification": String, "desync mitigation classification: Acceptable, Ambiguous or Severe; absent when RFC 7230 compliant";
-    ClassificationReason = "classification_reason": String, "why the request was classified as it was";
-    ConnTraceId = "conn_trace_id": String, "connection traceability id, shared with the connection log";
-    TransformedHost = "transformed_host": String, "host header after a host header rewrite transform";
-    TransformedUri = "transformed_uri": String, "URI after a URL rewrite transform";
-    RequestTransformStatus = "request_transform_status": String, "status of the rewrite transform";
-}
-
-impl Col {
-    fn id(self) -> FieldId {
-        self as FieldId
+s3logd_parser_sdk::fields! {
+    /// The static fields in record order (`time` is the record time, not a
+    /// field).
+    pub mod field {
+        TYPE = "type": String, "listener type: http, https, h2, grpcs, ws or wss";
+        ELB = "elb": String, "load balancer resource id (app/name/id)";
+        CLIENT_IP = "client_ip": String, "client or proxy IP address";
+        CLIENT_PORT = "client_port": Integer, "client or proxy port";
+        TARGET_IP = "target_ip": String, "target IP address; absent when no target was reached (Lambda, WAF block, incomplete request)";
+        TARGET_PORT = "target_port": Integer, "target port";
+        REQUEST_PROCESSING_TIME = "request_processing_time": Float, "seconds from receiving the request to sending it to a target; -1 when not dispatched";
+        TARGET_PROCESSING_TIME = "target_processing_time": Float, "seconds from sending the request to the target to the start of its response; -1 when not available";
+        RESPONSE_PROCESSING_TIME = "response_processing_time": Float, "seconds from the target's response to the start of the response to the client; -1 when not available";
+        ELB_STATUS_CODE = "elb_status_code": Integer, "status code of the load balancer's response";
+        TARGET_STATUS_CODE = "target_status_code": Integer, "status code of the target's response";
+        RECEIVED_BYTES = "received_bytes": Integer, "request bytes received from the client, headers included";
+        SENT_BYTES = "sent_bytes": Integer, "response bytes sent to the client, headers included";
+        REQUEST = "request": String, "the request line as logged";
+        REQUEST_METHOD = "request_method": String, "HTTP method of the request line";
+        REQUEST_URL = "request_url": String, "URL of the request line, as the client sent it";
+        REQUEST_PROTOCOL = "request_protocol": String, "HTTP version of the request line";
+        USER_AGENT = "user_agent": String, "User-Agent header (truncated by AWS above 8 KB)";
+        SSL_CIPHER = "ssl_cipher": String, "TLS cipher (OpenSSL name) for HTTPS listeners";
+        SSL_PROTOCOL = "ssl_protocol": String, "TLS protocol for HTTPS listeners";
+        TARGET_GROUP_ARN = "target_group_arn": String, "ARN of the target group";
+        TRACE_ID = "trace_id": String, "contents of the X-Amzn-Trace-Id header";
+        DOMAIN_NAME = "domain_name": String, "SNI domain sent by the client in the TLS handshake";
+        CHOSEN_CERT_ARN = "chosen_cert_arn": String, "ARN of the certificate presented to the client, or session-reused";
+        MATCHED_RULE_PRIORITY = "matched_rule_priority": Integer, "priority of the rule that matched: 0 for the default action, -1 on a rule evaluation error";
+        REQUEST_CREATION_TIME = "request_creation_time": Timestamp, "when the load balancer received the request";
+        ACTIONS_EXECUTED = "actions_executed": StringList, "actions taken (waf, authenticate, redirect, fixed-response, forward, …)";
+        REDIRECT_URL = "redirect_url": String, "Location of a redirect response";
+        ERROR_REASON = "error_reason": String, "error code of a failed authentication, Lambda, WAF or target group stickiness step";
+        TARGET_PORT_LIST = "target_port_list": StringList, "ip:port of each target that processed the request";
+        TARGET_STATUS_CODE_LIST = "target_status_code_list": IntegerList, "status code of each target's response";
+        CLASSIFICATION = "classification": String, "desync mitigation classification: Acceptable, Ambiguous or Severe; absent when RFC 7230 compliant";
+        CLASSIFICATION_REASON = "classification_reason": String, "why the request was classified as it was";
+        CONN_TRACE_ID = "conn_trace_id": String, "connection traceability id, shared with the connection log";
+        TRANSFORMED_HOST = "transformed_host": String, "host header after a host header rewrite transform";
+        TRANSFORMED_URI = "transformed_uri": String, "URI after a URL rewrite transform";
+        REQUEST_TRANSFORM_STATUS = "request_transform_status": String, "status of the rewrite transform";
     }
-
-    fn name(self) -> &'static str {
-        COLUMNS[self as usize].0
-    }
-}
-
-/// The static fields in record order (`time` is the record time, not a field).
-pub fn schema() -> impl Iterator<Item = Field> {
-    COLUMNS
-        .iter()
-        .map(|&(name, ty, doc)| Field::new(name, ty, doc))
 }
 
 /// Tokens of the current format: `type` through `request_transform_status`.
@@ -104,38 +79,38 @@ pub fn parse_line(line: &str, out: &mut Output) -> Result<(), String> {
 
     let mut row = out.row();
     row.time(time)
-        .str(Col::Type.id(), t[0])
-        .str_or_dash(Col::Elb.id(), t[2]);
-    endpoint(&mut row, Col::ClientIp, Col::ClientPort, t[3])?;
-    endpoint(&mut row, Col::TargetIp, Col::TargetPort, t[4])?;
-    float(&mut row, Col::RequestProcessingTime, t[5])?;
-    float(&mut row, Col::TargetProcessingTime, t[6])?;
-    float(&mut row, Col::ResponseProcessingTime, t[7])?;
-    int(&mut row, Col::ElbStatusCode, t[8])?;
-    int(&mut row, Col::TargetStatusCode, t[9])?;
-    int(&mut row, Col::ReceivedBytes, t[10])?;
-    int(&mut row, Col::SentBytes, t[11])?;
+        .str(field::TYPE, t[0])
+        .str_or_dash(field::ELB, t[2]);
+    endpoint(&mut row, field::CLIENT_IP, field::CLIENT_PORT, t[3])?;
+    endpoint(&mut row, field::TARGET_IP, field::TARGET_PORT, t[4])?;
+    float(&mut row, field::REQUEST_PROCESSING_TIME, t[5])?;
+    float(&mut row, field::TARGET_PROCESSING_TIME, t[6])?;
+    float(&mut row, field::RESPONSE_PROCESSING_TIME, t[7])?;
+    int(&mut row, field::ELB_STATUS_CODE, t[8])?;
+    int(&mut row, field::TARGET_STATUS_CODE, t[9])?;
+    int(&mut row, field::RECEIVED_BYTES, t[10])?;
+    int(&mut row, field::SENT_BYTES, t[11])?;
     request(&mut row, t[12]);
-    row.str_or_dash(Col::UserAgent.id(), t[13])
-        .str_or_dash(Col::SslCipher.id(), t[14])
-        .str_or_dash(Col::SslProtocol.id(), t[15])
-        .str_or_dash(Col::TargetGroupArn.id(), t[16])
-        .str_or_dash(Col::TraceId.id(), t[17])
-        .str_or_dash(Col::DomainName.id(), t[18])
-        .str_or_dash(Col::ChosenCertArn.id(), t[19]);
-    int(&mut row, Col::MatchedRulePriority, t[20])?;
-    timestamp(&mut row, Col::RequestCreationTime, t[21])?;
-    str_list(&mut row, Col::ActionsExecuted, t[22], b',');
-    row.str_or_dash(Col::RedirectUrl.id(), t[23])
-        .str_or_dash(Col::ErrorReason.id(), t[24]);
-    str_list(&mut row, Col::TargetPortList, t[25], b' ');
-    int_list(&mut row, Col::TargetStatusCodeList, t[26])?;
-    row.str_or_dash(Col::Classification.id(), t[27])
-        .str_or_dash(Col::ClassificationReason.id(), t[28])
-        .str_or_dash(Col::ConnTraceId.id(), t[29])
-        .str_or_dash(Col::TransformedHost.id(), t[30])
-        .str_or_dash(Col::TransformedUri.id(), t[31])
-        .str_or_dash(Col::RequestTransformStatus.id(), t[32]);
+    row.str_or_dash(field::USER_AGENT, t[13])
+        .str_or_dash(field::SSL_CIPHER, t[14])
+        .str_or_dash(field::SSL_PROTOCOL, t[15])
+        .str_or_dash(field::TARGET_GROUP_ARN, t[16])
+        .str_or_dash(field::TRACE_ID, t[17])
+        .str_or_dash(field::DOMAIN_NAME, t[18])
+        .str_or_dash(field::CHOSEN_CERT_ARN, t[19]);
+    int(&mut row, field::MATCHED_RULE_PRIORITY, t[20])?;
+    timestamp(&mut row, field::REQUEST_CREATION_TIME, t[21])?;
+    str_list(&mut row, field::ACTIONS_EXECUTED, t[22], b',');
+    row.str_or_dash(field::REDIRECT_URL, t[23])
+        .str_or_dash(field::ERROR_REASON, t[24]);
+    str_list(&mut row, field::TARGET_PORT_LIST, t[25], b' ');
+    int_list(&mut row, field::TARGET_STATUS_CODE_LIST, t[26])?;
+    row.str_or_dash(field::CLASSIFICATION, t[27])
+        .str_or_dash(field::CLASSIFICATION_REASON, t[28])
+        .str_or_dash(field::CONN_TRACE_ID, t[29])
+        .str_or_dash(field::TRANSFORMED_HOST, t[30])
+        .str_or_dash(field::TRANSFORMED_URI, t[31])
+        .str_or_dash(field::REQUEST_TRANSFORM_STATUS, t[32]);
     for extra in fields {
         row.extra(extra);
     }
@@ -148,71 +123,65 @@ fn invalid(name: &str, value: &str, expected: &str) -> String {
 
 /// `ip:port` split at the last colon (ELB writes IPv6 without brackets).
 #[inline(always)]
-fn endpoint(row: &mut Row, ip: Col, port: Col, value: &str) -> Result<(), String> {
+fn endpoint(row: &mut Row, ip: FieldId, port: FieldId, value: &str) -> Result<(), String> {
     if value == "-" {
         return Ok(());
     }
-    let (host, port_text) =
-        text::split_host_port(value).ok_or_else(|| invalid(ip.name(), value, "an ip:port pair"))?;
-    let port_number =
-        text::parse_int(port_text).ok_or_else(|| invalid(port.name(), port_text, "an integer"))?;
-    row.str(ip.id(), host).int(port.id(), port_number);
+    let (host, port_text) = text::split_host_port(value)
+        .ok_or_else(|| invalid(field::name(ip), value, "an ip:port pair"))?;
+    let port_number = text::parse_int(port_text)
+        .ok_or_else(|| invalid(field::name(port), port_text, "an integer"))?;
+    row.str(ip, host).int(port, port_number);
     Ok(())
 }
 
 #[inline(always)]
-fn int(row: &mut Row, col: Col, value: &str) -> Result<(), String> {
+fn int(row: &mut Row, id: FieldId, value: &str) -> Result<(), String> {
     if value != "-" {
         let number =
-            text::parse_int(value).ok_or_else(|| invalid(col.name(), value, "an integer"))?;
-        row.int(col.id(), number);
+            text::parse_int(value).ok_or_else(|| invalid(field::name(id), value, "an integer"))?;
+        row.int(id, number);
     }
     Ok(())
 }
 
 /// Timings keep AWS's `-1` ("not available") as the number -1.
 #[inline(always)]
-fn float(row: &mut Row, col: Col, value: &str) -> Result<(), String> {
+fn float(row: &mut Row, id: FieldId, value: &str) -> Result<(), String> {
     if value != "-" {
         let number =
-            text::parse_float(value).ok_or_else(|| invalid(col.name(), value, "a number"))?;
-        row.float(col.id(), number);
+            text::parse_float(value).ok_or_else(|| invalid(field::name(id), value, "a number"))?;
+        row.float(id, number);
     }
     Ok(())
 }
 
 #[inline(always)]
-fn timestamp(row: &mut Row, col: Col, value: &str) -> Result<(), String> {
+fn timestamp(row: &mut Row, id: FieldId, value: &str) -> Result<(), String> {
     if value != "-" {
         let nanos = time::parse_iso8601(value)
-            .ok_or_else(|| invalid(col.name(), value, "an ISO 8601 time"))?;
-        row.timestamp(col.id(), nanos);
+            .ok_or_else(|| invalid(field::name(id), value, "an ISO 8601 time"))?;
+        row.timestamp(id, nanos);
     }
     Ok(())
 }
 
 /// The raw request line, and its method, URL and protocol.
 fn request(row: &mut Row, value: &str) {
-    row.str_or_dash(Col::Request.id(), value);
+    row.str_or_dash(field::REQUEST, value);
     let parts = text::split_request(value);
-    for (col, part) in [
-        (Col::RequestMethod, parts.method),
-        (Col::RequestUrl, parts.url),
-        (Col::RequestProtocol, parts.protocol),
-    ] {
-        if let Some(part) = part {
-            row.str(col.id(), part);
-        }
-    }
+    row.str_opt(field::REQUEST_METHOD, parts.method)
+        .str_opt(field::REQUEST_URL, parts.url)
+        .str_opt(field::REQUEST_PROTOCOL, parts.protocol);
 }
 
-fn str_list(row: &mut Row, col: Col, value: &str, separator: u8) {
+fn str_list(row: &mut Row, id: FieldId, value: &str, separator: u8) {
     if value != "-" {
-        row.str_list(col.id(), text::split_ascii(value, separator));
+        row.str_list(id, text::split_ascii(value, separator));
     }
 }
 
-fn int_list(row: &mut Row, col: Col, value: &str) -> Result<(), String> {
+fn int_list(row: &mut Row, id: FieldId, value: &str) -> Result<(), String> {
     if value == "-" {
         return Ok(());
     }
@@ -220,7 +189,7 @@ fn int_list(row: &mut Row, col: Col, value: &str) -> Result<(), String> {
     // partial list included, is discarded.
     let mut bad = None;
     row.int_list(
-        col.id(),
+        id,
         text::split_ascii(value, b' ').filter_map(|code| {
             let number = text::parse_int(code);
             if number.is_none() {
@@ -230,7 +199,7 @@ fn int_list(row: &mut Row, col: Col, value: &str) -> Result<(), String> {
         }),
     );
     if let Some(bad) = bad {
-        return Err(invalid(col.name(), bad, "an integer"));
+        return Err(invalid(field::name(id), bad, "an integer"));
     }
     Ok(())
 }

@@ -24,7 +24,7 @@ impl Parser for Alb {
         .first_line_pattern(
             r"^(http|https|h2|grpcs|ws|wss) \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z ",
         )
-        .fields(access_log::schema())
+        .fields(access_log::field::schema())
         .time_source("time (when the load balancer sent the response; for WebSockets, when the connection closed)")
     }
 

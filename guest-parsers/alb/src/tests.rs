@@ -386,7 +386,7 @@ fn malformed_lines_are_errors_that_do_not_stop_the_object() {
     assert_eq!(parsed.records.len(), 3);
     assert_eq!(parsed.records[1].int("elb_status_code"), Some(502));
     let lines: Vec<u64> = parsed.errors.iter().map(|(line, _)| *line).collect();
-    assert_eq!(lines, [1, 3, 4, 5, 6]);
+    assert_eq!(lines, [2, 4, 5, 6, 7]);
     let reasons: Vec<&str> = parsed.errors.iter().map(|(_, r)| r.as_str()).collect();
     assert_eq!(reasons[0], "elb_status_code `2OO` is not an integer");
     assert_eq!(reasons[1], "time `2018-07-02` is not an ISO 8601 time");

@@ -25,7 +25,7 @@ impl Parser for Clb {
         // The time, the name, then `client:port` (an ALB connection log has
         // an IP and a bare port there).
         .first_line_pattern(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z [A-Za-z0-9-]+ \S+:\d+ ")
-        .fields(line::fields())
+        .fields(line::field::schema())
         .time_source("timestamp: when the load balancer received the request")
     }
 

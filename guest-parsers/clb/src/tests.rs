@@ -122,14 +122,14 @@ fn malformed_lines_are_errors_that_do_not_stop_the_object() {
     assert_eq!(
         reasons,
         [
-            (1, "only 5 fields; a CLB access log line has at least 12"),
-            (2, "backend_status_code \"OK\" is not an integer"),
+            (2, "only 5 fields; a CLB access log line has at least 12"),
+            (3, "backend_status_code \"OK\" is not an integer"),
             (
-                3,
+                4,
                 "timestamp \"2015-13-13T23:39:43.945958Z\" is not an ISO 8601 time"
             ),
-            (4, "client:port \"192.168.131.39\" has no port"),
-            (5, "request_processing_time \"fast\" is not a number"),
+            (5, "client:port \"192.168.131.39\" has no port"),
+            (6, "request_processing_time \"fast\" is not a number"),
         ]
     );
 }

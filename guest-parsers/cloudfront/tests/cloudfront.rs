@@ -166,13 +166,13 @@ fn bad_lines_are_errors_and_do_not_stop_the_next_ones() {
     assert_eq!(parsed.errors.len(), 4, "{:?}", parsed.errors);
     assert_eq!(
         parsed.errors[0],
-        (0, "record before any #Fields header".to_string())
+        (1, "record before any #Fields header".to_string())
     );
     assert_eq!(
         parsed.errors[1],
-        (3, "sc_bytes `many` is not an integer".to_string())
+        (4, "sc_bytes `many` is not an integer".to_string())
     );
-    assert_eq!(parsed.errors[2].0, 4, "spaces instead of tabs");
+    assert_eq!(parsed.errors[2].0, 5, "spaces instead of tabs");
     assert!(
         parsed.errors[3].1.contains("2019-13-04"),
         "{}",
@@ -233,7 +233,7 @@ fn v2_json_errors() {
     let input = "{\"date\":\"2024-11-14\",\"time\":\"25:00:00\"}\n{\"c-ip\":\n[1,2]\n{\"c-ip\":\"192.0.2.1\"}\n";
     let parsed = parse::<CloudFront>(KEY, &[], input).unwrap();
     let lines: Vec<u64> = parsed.errors.iter().map(|(line, _)| *line).collect();
-    assert_eq!(lines, [0, 1, 2], "{:?}", parsed.errors);
+    assert_eq!(lines, [1, 2, 3], "{:?}", parsed.errors);
     assert!(
         parsed.errors[1].1.starts_with("not a JSON object"),
         "{}",

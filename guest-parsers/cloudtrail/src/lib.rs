@@ -1,5 +1,7 @@
 //! AWS CloudTrail log files: each object is one JSON document
-//! `{"Records":[…]}` on one (often several-megabyte) line. Each element is a
+//! `{"Records":[…]}`, as AWS writes it on one (often several-megabyte) line
+//! or pretty-printed over many, as AWS's documentation shows it; the SDK
+//! hands the parser the whole document either way. Each element is a
 //! row: `eventTime` becomes `_time`, `_msg` is the element's own JSON text
 //! (a slice of the line, never re-serialised), and the other keys are
 //! flattened by `s3logd-json-fields`, except the service-specific objects
@@ -48,6 +50,7 @@ impl Parser for CloudTrail {
         .format("AWS CloudTrail log file")
         .key_pattern(r"(^|/)\d{12}_CloudTrail_[a-z0-9-]+_\d{8}T\d{4}Z_[A-Za-z0-9]+\.json(\.gz)?$")
         .first_line_pattern(r#"^\{\s*"Records"\s*:\s*\["#)
+        .json_documents()
         .time_source("eventTime")
     }
 

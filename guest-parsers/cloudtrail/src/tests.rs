@@ -168,3 +168,97 @@ fn a_multi_megabyte_single_line_document_streams_record_by_record() {
     assert_eq!(nth.time, parse_iso8601("2024-05-01T01:12:01Z"));
     assert_eq!(parsed.fields.len(), 10, "{:?}", parsed.fields);
 }
+
+/// `document` laid out as AWS's documentation shows CloudTrail files: one
+/// token per line where JSON allows a break, indented, keys in their order.
+fn pretty_printed(document: &str) -> String {
+    let mut pretty = String::new();
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    let newline = |pretty: &mut String, depth: usize| {
+        pretty.push('\n');
+        pretty.push_str(&"  ".repeat(depth));
+    };
+    for c in document.chars() {
+        if in_string {
+            pretty.push(c);
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '"' => {
+                in_string = true;
+                pretty.push(c);
+            }
+            '{' | '[' => {
+                depth += 1;
+                pretty.push(c);
+                newline(&mut pretty, depth);
+            }
+            '}' | ']' => {
+                depth -= 1;
+                newline(&mut pretty, depth);
+                pretty.push(c);
+            }
+            ',' => {
+                pretty.push(c);
+                newline(&mut pretty, depth);
+            }
+            ':' => pretty.push_str(": "),
+            _ => pretty.push(c),
+        }
+    }
+    pretty.push('\n');
+    pretty
+}
+
+#[test]
+fn a_pretty_printed_file_gives_the_records_of_its_one_line_form() {
+    let document = sample("three-events.json.gz");
+    let one_line = parse::<CloudTrail>(KEY, &[], &document).unwrap();
+    let pretty = pretty_printed(document.trim_end());
+    assert!(pretty.lines().count() > 100, "{pretty}");
+    for lines_per_batch in [1, 7, usize::MAX] {
+        let parsed = s3logd_parser_sdk::testing::parse_batched::<CloudTrail>(
+            KEY,
+            &[],
+            &pretty,
+            lines_per_batch,
+        )
+        .unwrap();
+        assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
+        assert_eq!(parsed.records, one_line.records);
+        assert_eq!(parsed.counters.lines as usize, pretty.lines().count());
+        assert_eq!(parsed.counters.skipped, 0);
+    }
+    // Found without the key's help, too.
+    assert!(
+        s3logd_parser_sdk::testing::matches_first_line::<CloudTrail>(
+            &pretty[..4096.min(pretty.len())]
+        )
+    );
+}
+
+#[test]
+fn a_pretty_printed_file_cut_short_keeps_its_complete_records() {
+    let pretty = pretty_printed(sample("three-events.json.gz").trim_end());
+    let cut = pretty.find("arn:aws:iam::123456789012:user/Carol").unwrap();
+    let parsed = parse::<CloudTrail>(KEY, &[], &pretty[..cut]).unwrap();
+    assert_eq!(parsed.records.len(), 2);
+    // Reported on the document's first line (line numbers are 1-based).
+    assert_eq!(parsed.errors.len(), 1, "{:?}", parsed.errors);
+    assert_eq!(parsed.errors[0].0, 1);
+    assert!(
+        parsed.errors[0]
+            .1
+            .starts_with("not a CloudTrail log file: EOF while parsing"),
+        "{:?}",
+        parsed.errors
+    );
+}

@@ -12,14 +12,19 @@
 //! (`{"messageType":"DATA_MESSAGE"…`), never by key.
 
 use s3logd_json_fields::{EpochUnit, Flat, JsonFields, Text};
-use s3logd_parser_sdk::{Description, Field, FieldId, FieldType, Options, Output, Parser};
+use s3logd_parser_sdk::{Description, Options, Output, Parser};
 use serde::Deserialize;
 
-const OWNER: FieldId = 0;
-const LOG_GROUP: FieldId = 1;
-const LOG_STREAM: FieldId = 2;
-const SUBSCRIPTION_FILTERS: FieldId = 3;
-const ID: FieldId = 4;
+s3logd_parser_sdk::fields! {
+    /// The static fields: each event's own `id`, and its record's origin.
+    mod field {
+        OWNER = "owner": String, "AWS account id of the log group";
+        LOG_GROUP = "logGroup": String, "log group name";
+        LOG_STREAM = "logStream": String, "log stream name";
+        SUBSCRIPTION_FILTERS = "subscriptionFilters": StringList, "subscription filters that matched";
+        ID = "id": String, "log event id";
+    }
+}
 
 /// Prefix of the fields taken from JSON messages (`message.level`).
 const MESSAGE_PREFIX: &str = "message";
@@ -44,13 +49,7 @@ impl Parser for CloudWatchFirehose {
             "true: a message that is a JSON object also gives its keys as fields, flattened under `message.`",
             Some("false"),
         )
-        .fields([
-            Field::new("owner", FieldType::String, "AWS account id of the log group"),
-            Field::new("logGroup", FieldType::String, "log group name"),
-            Field::new("logStream", FieldType::String, "log stream name"),
-            Field::new("subscriptionFilters", FieldType::StringList, "subscription filters that matched"),
-            Field::new("id", FieldType::String, "log event id"),
-        ])
+        .fields(field::schema())
         .time_source("logEvents[].timestamp (epoch milliseconds)")
     }
 
@@ -129,19 +128,17 @@ impl CloudWatchFirehose {
             }
             let mut row = out.row();
             row.time(time).msg(message);
-            for (field, value) in [
-                (OWNER, &record.owner),
-                (LOG_GROUP, &record.log_group),
-                (LOG_STREAM, &record.log_stream),
-                (ID, &event.id),
+            for (id, value) in [
+                (field::OWNER, &record.owner),
+                (field::LOG_GROUP, &record.log_group),
+                (field::LOG_STREAM, &record.log_stream),
+                (field::ID, &event.id),
             ] {
-                if let Some(value) = value {
-                    row.str(field, &value.0);
-                }
+                row.str_opt(id, value.as_ref().map(|text| &*text.0));
             }
             if !record.subscription_filters.is_empty() {
                 row.str_list(
-                    SUBSCRIPTION_FILTERS,
+                    field::SUBSCRIPTION_FILTERS,
                     record.subscription_filters.iter().map(|f| f.0.as_ref()),
                 );
             }

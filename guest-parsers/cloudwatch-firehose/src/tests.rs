@@ -153,7 +153,7 @@ fn a_broken_record_keeps_the_rows_before_it_and_the_next_lines() {
         "an empty list is absent"
     );
     assert_eq!(parsed.errors.len(), 2);
-    assert_eq!(parsed.errors[0].0, 0);
+    assert_eq!(parsed.errors[0].0, 1);
     assert!(
         parsed.errors[0]
             .1
@@ -163,7 +163,7 @@ fn a_broken_record_keeps_the_rows_before_it_and_the_next_lines() {
     );
     assert_eq!(
         parsed.errors[1],
-        (2, r#"unknown messageType "OTHER""#.to_string())
+        (3, r#"unknown messageType "OTHER""#.to_string())
     );
 }
 

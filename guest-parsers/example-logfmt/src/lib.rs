@@ -1,5 +1,9 @@
 //! An example custom parser, and the tutorial for writing your own.
 //!
+//! Read this tutorial rendered, with links into the SDK, by running
+//! `cargo doc -p s3logd-example-logfmt --open` in a clone of the s3logd
+//! repository.
+//!
 //! s3logd parses objects with WebAssembly components. The formats it
 //! bundles are built into the binary, but any component that implements
 //! the contract (`wit/parser.wit`, `s3logd:parser@0.1.0`) can be loaded at
@@ -41,10 +45,96 @@
 //!    `describe` names the parser, its options and its static fields;
 //!    `open` starts a session for one object; `parse_line` turns a line into
 //!    rows with `out.row()` and its setters, or returns `Err(reason)` to
-//!    record an error for that line (the next lines still parse). Fields
-//!    known only from the data are declared with `out.declare(name, type)`.
-//!    Keep the format logic in plain Rust (here the `logfmt` module) and end
-//!    `lib.rs` with `s3logd_parser_sdk::export_parser!(YourParser);`.
+//!    record an error for that line (the next lines still parse). Keep the
+//!    format logic in plain Rust (here the `logfmt` module) and end `lib.rs`
+//!    with `s3logd_parser_sdk::export_parser!(YourParser);`.
+//!
+//!    Fields come in two kinds. Fields known only from the data, like
+//!    logfmt's keys or the columns a header line names, are declared while
+//!    parsing with `out.declare(name, type)` (or
+//!    [`s3logd_parser_sdk::DeclaredFields`], which declares each name once).
+//!    A format with a fixed set of fields declares them up front with
+//!    [`s3logd_parser_sdk::fields!`]: one list gives each field an id
+//!    constant and gives `describe` the schema, and since an id is its
+//!    field's place in that same list, adding or moving a field cannot
+//!    leave an id pointing at another one. For lines like
+//!    `192.0.2.1:51234 "GET /index.html HTTP/1.1" 200`:
+//!
+//!    ```
+//!    use s3logd_parser_sdk::{Description, Options, Output, Parser, text};
+//!
+//!    s3logd_parser_sdk::fields! {
+//!        /// The fields of an access line: `client:port "request" status`.
+//!        mod field {
+//!            CLIENT_IP = "client_ip": String, "client IP address";
+//!            CLIENT_PORT = "client_port": Integer, "client port";
+//!            REQUEST_METHOD = "request_method": String, "HTTP method";
+//!            REQUEST_URL = "request_url": String, "URL as the client sent it";
+//!            STATUS = "status": Integer, "response status; absent when `-`";
+//!        }
+//!    }
+//!
+//!    struct Access;
+//!
+//!    impl Parser for Access {
+//!        fn describe() -> Description {
+//!            Description::new("access", "0.1.0", "client, request and status lines")
+//!                .format("my access log")
+//!                .first_line_pattern(r#"^\S+:\d+ "[A-Z]+ "#)
+//!                .fields(field::schema())
+//!        }
+//!
+//!        fn open(_object_key: &str, _options: &Options) -> Result<Self, String> {
+//!            Ok(Access)
+//!        }
+//!
+//!        fn parse_line(&mut self, line: &str, out: &mut Output) -> Result<(), String> {
+//!            let mut fields = text::Fields::new(line);
+//!            let [client, request, status] =
+//!                text::documented_fields(&mut fields, 3, "an access log")?;
+//!            let (ip, port) = text::split_host_port(client).ok_or("the client has no port")?;
+//!            let port = text::parse_int(port).ok_or("the client port is not a number")?;
+//!            let request = text::split_request(request);
+//!            let status = text::int_or_dash(field::name(field::STATUS), status)?;
+//!            let mut row = out.row();
+//!            row.str(field::CLIENT_IP, ip)
+//!                .int(field::CLIENT_PORT, port)
+//!                .str_opt(field::REQUEST_METHOD, request.method)
+//!                .str_opt(field::REQUEST_URL, request.url)
+//!                .int_opt(field::STATUS, status);
+//!            for extra in fields {
+//!                row.extra(extra);
+//!            }
+//!            Ok(())
+//!        }
+//!    }
+//!
+//!    # use s3logd_parser_sdk::testing::{matches_first_line, parse_one};
+//!    let line = r#"192.0.2.1:51234 "GET /index.html HTTP/1.1" 200"#;
+//!    assert!(matches_first_line::<Access>(line));
+//!    let record = parse_one::<Access>("access.log", line);
+//!    assert_eq!(record.str("client_ip"), Some("192.0.2.1"));
+//!    assert_eq!(record.int("client_port"), Some(51234));
+//!    assert_eq!(record.str("request_url"), Some("/index.html"));
+//!    assert_eq!(record.int("status"), Some(200));
+//!    ```
+//!
+//!    The splitting and number helpers above are in
+//!    [`s3logd_parser_sdk::text`], and they are general tools, not only for
+//!    AWS formats: [`text::Fields`](s3logd_parser_sdk::text::Fields) splits
+//!    a space-separated line, keeping quoted and bracketed fields whole;
+//!    [`text::space_separated`](s3logd_parser_sdk::text::space_separated)
+//!    treats runs of spaces as one separator;
+//!    [`text::split_host_port`](s3logd_parser_sdk::text::split_host_port),
+//!    [`text::split_request`](s3logd_parser_sdk::text::split_request),
+//!    [`text::parse_int`](s3logd_parser_sdk::text::parse_int) and
+//!    [`text::parse_float`](s3logd_parser_sdk::text::parse_float) read the
+//!    values inside fields, and
+//!    [`text::documented_fields`](s3logd_parser_sdk::text::documented_fields)
+//!    takes the fields a format documents, leaving the rest as extras.
+//!    [`s3logd_parser_sdk::time`] reads ISO 8601 and other times. The row
+//!    setters ending in `_opt` take an `Option` and leave the field absent
+//!    on `None`.
 //!
 //!    The parser runs sandboxed: no filesystem, network, environment, clock
 //!    or randomness. s3logd refuses to load a component that imports
@@ -58,7 +148,8 @@
 //!    parse_batched}`, which run your parser through the real row encoding
 //!    and check every value against its field's type, and with
 //!    `testing::{matches_key, matches_first_line}` against other formats'
-//!    keys and lines: `cargo test`.
+//!    keys and lines: `cargo test`. Line numbers in `Parsed::errors` count
+//!    from 1, as `s3logd parse` prints them.
 //!
 //! 4. Build the component:
 //!
@@ -74,10 +165,55 @@
 //!    s3logd parse --parser target/wasm32-wasip2/release/my_parser.wasm app.log
 //!    ```
 //!
+//!    Without `--format`, the parser is chosen by detection (below). To
+//!    name it instead, give `--format` the parser's *name*, the first
+//!    argument of `Description::new` as `s3logd parsers` lists it
+//!    (`--format logfmt` here), not its format label from
+//!    `Description::format` (`logfmt` too here, but `AWS ALB access log`
+//!    for the parser named `alb`). Options need `--format`:
+//!    `--format logfmt --option time_key=time`.
+//!
 //!    For the daemon, add the `.wasm` file to the parser paths of its
-//!    configuration; objects then reach it through its `key_pattern`s, its
-//!    `first_line_pattern`s or a routing rule naming it. Options (such as
-//!    this parser's `time_key`) come from the configuration too.
+//!    configuration; objects then reach it through detection or a routing
+//!    rule naming it. Options (such as this parser's `time_key`) come from
+//!    the configuration too.
+//!
+//! # How s3logd picks a parser for an object
+//!
+//! Each parser's `describe` gives regular expressions (Rust `regex`
+//! syntax) for object keys and for the start of objects:
+//!
+//! 1. Key patterns come first: among the parsers whose key pattern matches
+//!    the object's key, the first one whose first-line patterns also match
+//!    the object's start (or that declares none) is chosen.
+//! 2. Otherwise the first-line patterns of all parsers decide. Each is
+//!    tried on the object's first line and on its first 4 KiB across line
+//!    breaks, so a pattern may span lines (`^\{\s*"Records"` finds a
+//!    document pretty-printed over many); `^` is the start of the object,
+//!    `$` the end of the first line. When several parsers' patterns match,
+//!    the one whose match covers the longest text wins, ties going to the
+//!    earlier parser (custom parsers come before the bundled ones). It is
+//!    the matched text that counts, not the pattern: `\d{4}` and `\d\d\d\d`
+//!    rank the same, and a pattern that pins down more of the line
+//!    outranks a looser one.
+//! 3. Otherwise a parser whose key pattern matched is used even though no
+//!    first-line pattern confirmed it (ELB's test object, for one, starts
+//!    with a control line).
+//!
+//! An object none of these picks fails with no parser; name one for it
+//! with `--format` or a routing rule.
+//!
+//! # Records that span lines
+//!
+//! `parse_line` gets one line at a time, which is what line formats want
+//! and what keeps them fast. A JSON format whose files may be pretty-printed
+//! (CloudTrail, an export of JSON objects) declares
+//! `Description::json_documents()` instead: the SDK then gathers the lines
+//! of each JSON document, across batches if need be, and hands
+//! `parse_line` the whole document, compacted, so a pretty-printed file
+//! parses exactly as its one-line form does. The bundled `cloudtrail` and
+//! `ndjson` parsers work this way; see [`s3logd_parser_sdk::Input`] for how
+//! broken documents are kept from swallowing the lines after them.
 
 mod logfmt;
 
@@ -270,7 +406,7 @@ mod tests {
         assert_eq!(parsed.records.len(), 2);
         assert_eq!(parsed.records[1].int("b"), Some(2));
         assert_eq!(parsed.errors.len(), 1, "{:?}", parsed.errors);
-        assert_eq!(parsed.errors[0].0, 1);
+        assert_eq!(parsed.errors[0].0, 2);
         assert!(
             parsed.errors[0].1.contains("closing quote"),
             "{:?}",

@@ -100,7 +100,7 @@ fn non_objects_and_broken_json_are_errors_that_keep_later_lines() {
     let input = "[1]\n\"text\"\n{\"a\":1\n{\"a\":1} x\nnot json\n{\"a\":2}\n";
     let parsed = parse::<Flattener>("k", &[], input).unwrap();
     let lines: Vec<u64> = parsed.errors.iter().map(|(line, _)| *line).collect();
-    assert_eq!(lines, [0, 1, 2, 3, 4]);
+    assert_eq!(lines, [1, 2, 3, 4, 5]);
     assert!(
         parsed.errors[0].1.contains("expected a JSON object"),
         "{:?}",

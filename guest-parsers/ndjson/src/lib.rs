@@ -82,6 +82,8 @@ impl Parser for NdJson {
             .format("JSON lines (s3logger and application logs)")
             .key_pattern(r"(^|/)dt=\d{4}-\d\d-\d\d/\d{8}T\d{6}_[0-9a-f]{16}\.json(\.gz)?$")
             .first_line_pattern(r#"^\s*\{\s*""#)
+            // Exports of JSON objects are often pretty-printed.
+            .json_documents()
             .option(
                 "time_field",
                 "field holding the record time (dotted path for nested keys); default: the first present of time, timestamp, ts, @timestamp",

@@ -103,8 +103,8 @@ fn bad_times_are_errors_naming_the_field_and_format() {
     assert_eq!(
         parsed.errors,
         [
-            (0, "time 1518212284 is not a rfc3339 time".to_string()),
-            (1, "time \"yesterday\" is not a rfc3339 time".to_string())
+            (1, "time 1518212284 is not a rfc3339 time".to_string()),
+            (2, "time \"yesterday\" is not a rfc3339 time".to_string())
         ]
     );
     let err = parse::<NdJson>(KEY, &[("time_format", "%Y")], "").unwrap_err();
@@ -138,14 +138,14 @@ fn non_json_lines_are_errors_with_a_reason_and_the_rest_continues() {
     let parsed = parse_batched::<NdJson>(KEY, &[], &text, 1).unwrap();
     assert_eq!(parsed.records.len(), 2);
     let errors = parsed.error_reasons();
-    assert_eq!(errors[0].0, 1);
+    assert_eq!(errors[0].0, 2);
     assert!(
         errors[0]
             .1
             .starts_with("not a JSON object: EOF while parsing a string"),
         "{errors:?}"
     );
-    assert_eq!(errors[1].0, 2);
+    assert_eq!(errors[1].0, 3);
     assert!(
         errors[1].1.starts_with("not a JSON object: expected ident"),
         "{errors:?}"
@@ -155,4 +155,36 @@ fn non_json_lines_are_errors_with_a_reason_and_the_rest_continues() {
             .1
             .contains("expected a JSON object")
     );
+}
+
+#[test]
+fn pretty_printed_objects_give_the_records_of_their_one_line_form() {
+    let text = sample("app-events.json.gz");
+    let one_line = parse::<NdJson>(KEY, &[], &text).unwrap();
+    // Each object as `jq .` prints it: one key per line, indented.
+    let pretty: String = text
+        .lines()
+        .map(|line| {
+            let value: serde_json::Value = serde_json::from_str(line).unwrap();
+            serde_json::to_string_pretty(&value).unwrap() + "\n"
+        })
+        .collect();
+    assert!(pretty.lines().count() > 3 * text.lines().count());
+    for lines_per_batch in [1, 5, usize::MAX] {
+        let parsed = parse_batched::<NdJson>(KEY, &[], &pretty, lines_per_batch).unwrap();
+        assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
+        assert_eq!(parsed.records.len(), one_line.records.len());
+        for (pretty, one_line) in parsed.records.iter().zip(&one_line.records) {
+            assert_eq!(pretty.time, one_line.time);
+            assert_eq!(pretty.fields, one_line.fields);
+            // The message is the object compacted, its keys as jq left them.
+            let msg = pretty.msg.as_deref().unwrap();
+            assert!(!msg.contains('\n'), "{msg}");
+            assert_eq!(
+                serde_json::from_str::<serde_json::Value>(msg).unwrap(),
+                serde_json::from_str::<serde_json::Value>(one_line.msg.as_deref().unwrap())
+                    .unwrap()
+            );
+        }
+    }
 }

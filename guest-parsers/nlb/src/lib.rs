@@ -20,7 +20,7 @@ impl Parser for Nlb {
             r"(^|/)\d{12}_elasticloadbalancing_[a-z0-9-]+_net\.[^_/]+_\d{8}T\d{4}Z_[^_/]+\.log(\.gz)?$",
         )
         .first_line_pattern(r"^tls 2\.0 \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d ")
-        .fields(line::fields())
+        .fields(line::field::schema())
         .time_source("time: when the TLS connection ended (logged without a zone; UTC)")
     }
 

@@ -1,5 +1,6 @@
+use s3logd_parser_sdk::FieldType;
 use s3logd_parser_sdk::testing::{
-    matches_first_line, matches_key, parse, parse_batched, parse_one,
+    Owned, Record, matches_first_line, matches_key, parse, parse_batched, parse_one,
 };
 
 use crate::Nlb;
@@ -83,10 +84,54 @@ fn alpn_values_and_encoded_names_stay_as_logged() {
     assert_eq!(r.str("domain_name"), Some("www.ex%C3%A4mple.com"));
     assert_eq!(r.str("alpn_fe_protocol"), Some("h2"));
     assert_eq!(r.str("alpn_be_protocol"), Some("h2"));
+    assert_eq!(offered_protocols(&r), ["h2", "http%2F1.1"]);
+}
+
+/// `ALPN_LINE` with `list` as its ALPN preference list.
+fn with_alpn_list(list: &str) -> String {
+    ALPN_LINE.replace(r#" "h2","http%2F1.1" "#, &format!(" {list} "))
+}
+
+fn offered_protocols(r: &Record) -> Vec<&str> {
+    r.list("alpn_client_preference_list")
+        .expect("alpn_client_preference_list is present")
+        .iter()
+        .map(|item| match item {
+            Owned::Str(protocol) => protocol.as_str(),
+            other => panic!("{other:?} is not a string"),
+        })
+        .collect()
+}
+
+#[test]
+fn alpn_client_preference_list_is_a_list_of_the_offered_protocols() {
+    let line = with_alpn_list(r#""h2","http%2F1.1","http%2F1.0""#);
+    let parsed = parse::<Nlb>(KEY, &[], &line).unwrap();
+    let declared = parsed
+        .fields
+        .iter()
+        .find(|(name, _)| name == "alpn_client_preference_list");
+    assert_eq!(declared.map(|(_, ty)| *ty), Some(FieldType::StringList));
     assert_eq!(
-        r.str("alpn_client_preference_list"),
-        Some(r#""h2","http%2F1.1""#)
+        offered_protocols(&parsed.records[0]),
+        ["h2", "http%2F1.1", "http%2F1.0"]
     );
+}
+
+#[test]
+fn alpn_client_preference_list_of_a_dash_is_absent() {
+    let r = parse_one::<Nlb>(KEY, &with_alpn_list("-"));
+    assert!(!r.has("alpn_client_preference_list"));
+    assert_eq!(r.str("alpn_fe_protocol"), Some("h2"));
+    assert!(r.has("tls_connection_creation_time"));
+}
+
+#[test]
+fn an_alpn_list_cut_at_its_length_limit_keeps_the_protocols_it_holds() {
+    let cut_in_a_protocol = parse_one::<Nlb>(KEY, &with_alpn_list(r#""h2","http%2F1."#));
+    assert_eq!(offered_protocols(&cut_in_a_protocol), ["h2", "http%2F1."]);
+    let cut_after_a_quote = parse_one::<Nlb>(KEY, &with_alpn_list(r#""h2",""#));
+    assert_eq!(offered_protocols(&cut_after_a_quote), ["h2"]);
 }
 
 #[test]
@@ -128,12 +173,12 @@ fn malformed_lines_are_errors_that_do_not_stop_the_object() {
     assert_eq!(
         reasons,
         [
-            (1, "only 4 fields; an NLB access log line has at least 11"),
-            (2, "time \"2018-12-20\" is not an ISO 8601 time"),
-            (3, "client:port \"72.21.218.154:port\" has no numeric port"),
-            (4, "received_bytes \"9.8\" is not an integer"),
+            (2, "only 4 fields; an NLB access log line has at least 11"),
+            (3, "time \"2018-12-20\" is not an ISO 8601 time"),
+            (4, "client:port \"72.21.218.154:port\" has no numeric port"),
+            (5, "received_bytes \"9.8\" is not an integer"),
             (
-                5,
+                6,
                 "tls_connection_creation_time \"yesterday\" is not an ISO 8601 time"
             ),
         ]

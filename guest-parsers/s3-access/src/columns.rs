@@ -2,13 +2,48 @@
 //! and how each becomes fields of a record.
 
 use s3logd_parser_sdk::text::{self, Fields, split_request};
-use s3logd_parser_sdk::{Field, FieldId, FieldType, Output};
+use s3logd_parser_sdk::{FieldId, Output};
 
 use crate::access_time;
 
+s3logd_parser_sdk::fields! {
+    /// The static fields, in record order (`time` is the record time).
+    pub mod field {
+        BUCKET_OWNER = "bucket_owner": String, "canonical user id of the source bucket's owner";
+        BUCKET = "bucket": String, "bucket the request was made to";
+        REMOTE_IP = "remote_ip": String, "apparent IP address of the requester";
+        REQUESTER = "requester": String, "canonical user id or IAM ARN of the requester; absent when unauthenticated";
+        REQUEST_ID = "request_id": String, "id S3 gave the request";
+        OPERATION = "operation": String, "operation, e.g. REST.GET.OBJECT";
+        KEY = "key": String, "object key, URL-encoded as logged";
+        REQUEST_URI = "request_uri": String, "Request-URI part of the HTTP request message, as logged";
+        REQUEST_METHOD = "request_method": String, "method of request_uri";
+        REQUEST_URL = "request_url": String, "URL of request_uri";
+        REQUEST_PROTOCOL = "request_protocol": String, "protocol of request_uri";
+        HTTP_STATUS = "http_status": Integer, "HTTP status of the response";
+        ERROR_CODE = "error_code": String, "S3 error code";
+        BYTES_SENT = "bytes_sent": Integer, "response bytes sent, excluding HTTP overhead";
+        OBJECT_SIZE = "object_size": Integer, "total size of the object";
+        TOTAL_TIME = "total_time": Integer, "milliseconds the request was in flight, seen from the server";
+        TURN_AROUND_TIME = "turn_around_time": Integer, "milliseconds S3 spent processing the request";
+        REFERER = "referer": String, "HTTP Referer header";
+        USER_AGENT = "user_agent": String, "HTTP User-Agent header";
+        VERSION_ID = "version_id": String, "version id of the object in the request";
+        HOST_ID = "host_id": String, "x-amz-id-2 request id";
+        SIGNATURE_VERSION = "signature_version": String, "SigV2 or SigV4";
+        CIPHER_SUITE = "cipher_suite": String, "TLS cipher negotiated for HTTPS";
+        AUTHENTICATION_TYPE = "authentication_type": String, "AuthHeader, QueryString or absent";
+        HOST_HEADER = "host_header": String, "endpoint used to reach S3";
+        TLS_VERSION = "tls_version": String, "TLS version negotiated by the client";
+        ACCESS_POINT_ARN = "access_point_arn": String, "ARN of the access point of the request";
+        ACL_REQUIRED = "acl_required": String, "Yes when an ACL was required to authorize the request";
+    }
+}
+
+/// What a column of the line becomes.
 enum Column {
-    Text(&'static str, &'static str),
-    Integer(&'static str, &'static str),
+    Text(FieldId),
+    Integer(FieldId),
     /// The record time: `_time`, not a field.
     Time,
     /// The raw request line, then its method, URL and protocol.
@@ -17,99 +52,54 @@ enum Column {
 
 use Column::{Integer, Request, Text, Time};
 
+/// The documented columns, in line order.
 const COLUMNS: [Column; 26] = [
-    Text(
-        "bucket_owner",
-        "canonical user id of the source bucket's owner",
-    ),
-    Text("bucket", "bucket the request was made to"),
+    Text(field::BUCKET_OWNER),
+    Text(field::BUCKET),
     Time,
-    Text("remote_ip", "apparent IP address of the requester"),
-    Text(
-        "requester",
-        "canonical user id or IAM ARN of the requester; absent when unauthenticated",
-    ),
-    Text("request_id", "id S3 gave the request"),
-    Text("operation", "operation, e.g. REST.GET.OBJECT"),
-    Text("key", "object key, URL-encoded as logged"),
+    Text(field::REMOTE_IP),
+    Text(field::REQUESTER),
+    Text(field::REQUEST_ID),
+    Text(field::OPERATION),
+    Text(field::KEY),
     Request,
-    Integer("http_status", "HTTP status of the response"),
-    Text("error_code", "S3 error code"),
-    Integer("bytes_sent", "response bytes sent, excluding HTTP overhead"),
-    Integer("object_size", "total size of the object"),
-    Integer(
-        "total_time",
-        "milliseconds the request was in flight, seen from the server",
-    ),
-    Integer(
-        "turn_around_time",
-        "milliseconds S3 spent processing the request",
-    ),
-    Text("referer", "HTTP Referer header"),
-    Text("user_agent", "HTTP User-Agent header"),
-    Text("version_id", "version id of the object in the request"),
-    Text("host_id", "x-amz-id-2 request id"),
-    Text("signature_version", "SigV2 or SigV4"),
-    Text("cipher_suite", "TLS cipher negotiated for HTTPS"),
-    Text("authentication_type", "AuthHeader, QueryString or absent"),
-    Text("host_header", "endpoint used to reach S3"),
-    Text("tls_version", "TLS version negotiated by the client"),
-    Text("access_point_arn", "ARN of the access point of the request"),
-    Text(
-        "acl_required",
-        "Yes when an ACL was required to authorize the request",
-    ),
+    Integer(field::HTTP_STATUS),
+    Text(field::ERROR_CODE),
+    Integer(field::BYTES_SENT),
+    Integer(field::OBJECT_SIZE),
+    Integer(field::TOTAL_TIME),
+    Integer(field::TURN_AROUND_TIME),
+    Text(field::REFERER),
+    Text(field::USER_AGENT),
+    Text(field::VERSION_ID),
+    Text(field::HOST_ID),
+    Text(field::SIGNATURE_VERSION),
+    Text(field::CIPHER_SUITE),
+    Text(field::AUTHENTICATION_TYPE),
+    Text(field::HOST_HEADER),
+    Text(field::TLS_VERSION),
+    Text(field::ACCESS_POINT_ARN),
+    Text(field::ACL_REQUIRED),
 ];
-
-const REQUEST_FIELDS: [(&str, &str); 4] = [
-    (
-        "request_uri",
-        "Request-URI part of the HTTP request message, as logged",
-    ),
-    ("request_method", "method of request_uri"),
-    ("request_url", "URL of request_uri"),
-    ("request_protocol", "protocol of request_uri"),
-];
-
-/// The static schema, in record order.
-pub fn fields() -> Vec<Field> {
-    COLUMNS
-        .iter()
-        .flat_map(|column| match column {
-            Text(name, doc) => vec![Field::new(name, FieldType::String, doc)],
-            Integer(name, doc) => vec![Field::new(name, FieldType::Integer, doc)],
-            Time => Vec::new(),
-            Request => REQUEST_FIELDS
-                .iter()
-                .map(|(name, doc)| Field::new(name, FieldType::String, doc))
-                .collect(),
-        })
-        .collect()
-}
 
 pub fn parse_line(line: &str, out: &mut Output) -> Result<(), String> {
     // Some lines end in spaces; they separate no further fields.
     let mut values = Fields::new(line.trim_end_matches(' '));
     let mut row = out.row();
-    let mut next_field: FieldId = 0;
     let mut has_time = false;
     for column in &COLUMNS {
         let Some(value) = values.next() else { break };
-        match column {
-            Text(..) => {
-                if let Some(value) = text::present(value) {
-                    row.str(next_field, value);
-                }
-                next_field += 1;
+        match *column {
+            Text(id) => {
+                row.str_opt(id, text::present(value));
             }
-            Integer(name, _) => {
+            Integer(id) => {
                 if let Some(value) = text::present(value) {
                     let number = value
                         .parse()
-                        .map_err(|_| format!("{name} `{value}` is not an integer"))?;
-                    row.int(next_field, number);
+                        .map_err(|_| format!("{} `{value}` is not an integer", field::name(id)))?;
+                    row.int(id, number);
                 }
-                next_field += 1;
             }
             Time => {
                 let nanos = access_time::parse(value).ok_or_else(|| {
@@ -119,19 +109,11 @@ pub fn parse_line(line: &str, out: &mut Output) -> Result<(), String> {
                 has_time = true;
             }
             Request => {
-                if let Some(value) = text::present(value) {
-                    row.str(next_field, value);
-                }
                 let request = split_request(value);
-                for (offset, part) in [request.method, request.url, request.protocol]
-                    .into_iter()
-                    .enumerate()
-                {
-                    if let Some(part) = part {
-                        row.str(next_field + 1 + offset, part);
-                    }
-                }
-                next_field += REQUEST_FIELDS.len();
+                row.str_opt(field::REQUEST_URI, text::present(value))
+                    .str_opt(field::REQUEST_METHOD, request.method)
+                    .str_opt(field::REQUEST_URL, request.url)
+                    .str_opt(field::REQUEST_PROTOCOL, request.protocol);
             }
         }
     }

@@ -22,7 +22,7 @@ impl Parser for S3Access {
         .key_pattern(r"(^|[^0-9])\d{4}-\d\d-\d\d-\d\d-\d\d-\d\d-[0-9A-Za-z]{8,32}$")
         // Owner id, bucket, then the bracketed time.
         .first_line_pattern(r"^\S+ \S+ \[\d\d/[A-Z][a-z]{2}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}\] ")
-        .fields(columns::fields())
+        .fields(columns::field::schema())
         .time_source("time (`[06/Feb/2019:00:00:38 +0000]`)")
     }
 

@@ -155,10 +155,10 @@ fn malformed_lines_are_errors_that_do_not_stop_the_next_ones() {
     assert_eq!(parsed.records.len(), 1);
     let reasons = parsed.error_reasons();
     assert_eq!(reasons.len(), 3);
-    assert_eq!(reasons[0].0, 0);
+    assert_eq!(reasons[0].0, 1);
     assert!(reasons[0].1.contains("06-02-2019"), "{}", reasons[0].1);
-    assert_eq!(reasons[1], (1, "line ends before the [time] field"));
-    assert_eq!(reasons[2], (2, "http_status `OK` is not an integer"));
+    assert_eq!(reasons[1], (2, "line ends before the [time] field"));
+    assert_eq!(reasons[2], (3, "http_status `OK` is not an integer"));
 }
 
 #[test]

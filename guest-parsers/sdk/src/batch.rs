@@ -2,7 +2,11 @@
 
 use s3logd_rows::{Counters, Encoder, FieldType, Slot};
 
-use crate::{Options, Parser};
+use crate::{Input, Options, Parser};
+
+mod documents;
+
+pub use documents::MAX_CARRIED_BYTES;
 
 /// Index of a field in the session's field table: the parser's static
 /// fields first, then the ones it declared, in order.
@@ -13,6 +17,8 @@ pub type FieldId = usize;
 pub struct BatchParser<P> {
     parser: P,
     table: FieldTable,
+    /// For parsers that read JSON documents rather than lines.
+    documents: Option<documents::Documents>,
 }
 
 #[derive(Default)]
@@ -36,10 +42,14 @@ impl<P: Parser> BatchParser<P> {
                 len: description.fields.len(),
                 extras: Vec::new(),
             },
+            documents: (description.input == Input::JsonDocuments)
+                .then(documents::Documents::default),
         })
     }
 
-    /// Parses whole lines; returns the encoded batch.
+    /// Parses whole lines; returns the encoded batch. An empty batch ends
+    /// the object (the host sends one after the last), so that a record
+    /// still open, a JSON document cut short, is reported.
     pub fn parse(&mut self, lines: &str) -> Vec<u8> {
         let mut out = Output {
             encoder: Encoder::new(lines),
@@ -51,15 +61,20 @@ impl<P: Parser> BatchParser<P> {
             produced: false,
             counters: Counters::default(),
         };
-        for (index, line) in lines_of(lines).enumerate() {
-            out.begin_line(line, index as u32);
-            out.counters.lines += 1;
-            if line.is_empty() {
-                out.counters.skipped += 1;
-                continue;
+        match &mut self.documents {
+            Some(documents) => documents.parse(lines, &mut self.parser, &mut out),
+            None => {
+                for (index, line) in lines_of(lines).enumerate() {
+                    out.begin_line(line, index as u32);
+                    out.counters.lines += 1;
+                    if line.is_empty() {
+                        out.counters.skipped += 1;
+                        continue;
+                    }
+                    let result = self.parser.parse_line(line, &mut out);
+                    out.end_line(result);
+                }
             }
-            let result = self.parser.parse_line(line, &mut out);
-            out.end_line(result);
         }
         self.table = std::mem::take(&mut out.table);
         out.encoder.finish(out.counters)
@@ -243,6 +258,37 @@ impl Row<'_> {
     #[inline(always)]
     pub fn timestamp(&mut self, field: FieldId, nanos: i64) -> &mut Self {
         self.out.set(field, Slot::Timestamp(nanos));
+        self
+    }
+
+    /// A string, left absent when there is none: for the parts of a split
+    /// value ([`text::split_request`](crate::text::split_request)) and the
+    /// `Option`s of [`text::present`](crate::text::present).
+    #[inline(always)]
+    pub fn str_opt(&mut self, field: FieldId, value: Option<&str>) -> &mut Self {
+        if let Some(value) = value {
+            self.str(field, value);
+        }
+        self
+    }
+
+    /// An integer, left absent when there is none (the `Ok` of
+    /// [`text::int_or_dash`](crate::text::int_or_dash)).
+    #[inline(always)]
+    pub fn int_opt(&mut self, field: FieldId, value: Option<i64>) -> &mut Self {
+        if let Some(value) = value {
+            self.int(field, value);
+        }
+        self
+    }
+
+    /// A number, left absent when there is none (the `Ok` of
+    /// [`text::float_or_dash`](crate::text::float_or_dash)).
+    #[inline(always)]
+    pub fn float_opt(&mut self, field: FieldId, value: Option<f64>) -> &mut Self {
+        if let Some(value) = value {
+            self.float(field, value);
+        }
         self
     }
 

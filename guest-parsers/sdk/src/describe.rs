@@ -14,6 +14,35 @@ pub struct Description {
     pub options: Vec<OptionDoc>,
     pub fields: Vec<Field>,
     pub time_source: String,
+    /// What one `parse_line` call receives.
+    pub input: Input,
+}
+
+/// What a parser's `parse_line` is handed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Input {
+    /// Each line on its own.
+    #[default]
+    Lines,
+    /// Whole JSON documents, however they are laid out over lines: from the
+    /// line where an object or array opens to the line where its brackets
+    /// close. A document that spans lines is handed over compacted (the
+    /// whitespace between its tokens removed), so the parser gets the same
+    /// text as for the document's one-line form.
+    ///
+    /// A broken document does not swallow the lines after it: it ends at a
+    /// line that stops inside a string (JSON strings cannot span lines), and
+    /// before a line that opens an object or array in its first column
+    /// where no value is expected (the line before ends in neither `[`, `,`
+    /// nor `:`), as the next line of NDJSON cut short by a crash does. A
+    /// line outside any document (a scalar, garbage) is handed over alone;
+    /// blank lines between documents are skipped.
+    ///
+    /// Errors of a document are reported on the line it starts on (or ends
+    /// on, when it began in an earlier batch). The object's end reaches the
+    /// parser too: a document left open is handed over as it is, so a
+    /// streaming parser keeps what came before the cut and reports the rest.
+    JsonDocuments,
 }
 
 impl Description {
@@ -37,7 +66,10 @@ impl Description {
         self
     }
 
-    /// A regular expression matched against the first line of an object.
+    /// A regular expression matched against the start of an object: its
+    /// first line, and its first 4 KiB across line breaks (`^` is the start
+    /// of the object, `$` the end of the first line). Among parsers whose
+    /// patterns match, the longest matched text wins.
     pub fn first_line_pattern(mut self, pattern: &str) -> Self {
         self.first_line_patterns.push(pattern.into());
         self
@@ -49,6 +81,14 @@ impl Description {
             description: description.into(),
             default_value: default.map(Into::into),
         });
+        self
+    }
+
+    /// `parse_line` receives whole JSON documents instead of single lines
+    /// (see [`Input::JsonDocuments`]): for formats such as CloudTrail whose
+    /// files may be one line or pretty-printed over thousands.
+    pub fn json_documents(mut self) -> Self {
+        self.input = Input::JsonDocuments;
         self
     }
 

@@ -8,31 +8,43 @@
 //! benchmarked without WebAssembly.
 //!
 //! ```
-//! use s3logd_parser_sdk::{Description, Field, FieldType, Options, Output, Parser};
+//! use s3logd_parser_sdk::{Description, Options, Output, Parser};
+//!
+//! s3logd_parser_sdk::fields! {
+//!     mod field {
+//!         FIRST = "first": String, "the first word";
+//!     }
+//! }
 //!
 //! struct Words;
 //!
 //! impl Parser for Words {
 //!     fn describe() -> Description {
 //!         Description::new("words", env!("CARGO_PKG_VERSION"), "first word of a line")
-//!             .field(Field::new("first", FieldType::String, "the first word"))
+//!             .fields(field::schema())
 //!     }
 //!     fn open(_key: &str, _options: &Options) -> Result<Self, String> {
 //!         Ok(Words)
 //!     }
 //!     fn parse_line(&mut self, line: &str, out: &mut Output) -> Result<(), String> {
 //!         let first = line.split(' ').next().ok_or("empty line")?;
-//!         out.row().str(0, first);
+//!         out.row().str(field::FIRST, first);
 //!         Ok(())
 //!     }
 //! }
 //!
 //! s3logd_parser_sdk::export_parser!(Words);
 //! ```
+//!
+//! Static fields are declared with [`fields!`], which gives each one an id
+//! and the schema from the same list; fields named by the data (a header
+//! line, JSON keys) are declared at run time with [`Output::declare`] or
+//! [`DeclaredFields`].
 
 mod batch;
 mod declared;
 mod describe;
+mod fields;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod testing;
 pub mod text;
@@ -42,9 +54,9 @@ pub mod time;
 #[doc(hidden)]
 pub mod component;
 
-pub use batch::{BatchParser, FieldId, Output, Row};
+pub use batch::{BatchParser, FieldId, MAX_CARRIED_BYTES, Output, Row};
 pub use declared::DeclaredFields;
-pub use describe::{Description, Field, OptionDoc, Options};
+pub use describe::{Description, Field, Input, OptionDoc, Options};
 pub use s3logd_rows::FieldType;
 
 /// A log format parser. One value of the implementing type parses one object.
@@ -56,7 +68,8 @@ pub trait Parser: Sized + 'static {
     /// [`Description::options`]; the SDK refuses any other.
     fn open(object_key: &str, options: &Options) -> Result<Self, String>;
 
-    /// Parses one line (without its line ending) into rows.
+    /// Parses one line (without its line ending) into rows; a parser that
+    /// declares [`Description::json_documents`] gets a whole document here.
     ///
     /// Call [`Output::row`] once per record. A line that yields no row and
     /// no error is counted as skipped (headers, comments). Returning an error

@@ -75,7 +75,8 @@ impl Record {
 #[derive(Debug, Default)]
 pub struct Parsed {
     pub records: Vec<Record>,
-    /// Line number (0-based within the whole input) and reason.
+    /// Line number (1-based within the whole input, as `s3logd parse`
+    /// prints it) and reason.
     pub errors: Vec<(u64, String)>,
     pub counters: Counters,
     /// Field names in table order, with their types.
@@ -119,14 +120,19 @@ pub fn parse_batched<P: Parser>(
         ..Parsed::default()
     };
     let mut line_base = 0u64;
-    for batch in batches(input, lines_per_batch.max(1)) {
-        let encoded = parser.parse(batch);
-        let counters = decode_into(&mut parsed, &encoded, batch, line_base);
-        line_base += u64::from(counters.lines);
+    let mut add = |parsed: &mut Parsed, batch: &str, line_base: u64| {
+        let counters = decode_into(parsed, &parser.parse(batch), batch, line_base);
         parsed.counters.lines += counters.lines;
         parsed.counters.skipped += counters.skipped;
         parsed.counters.rows_with_extra += counters.rows_with_extra;
+        u64::from(counters.lines)
+    };
+    for batch in batches(input, lines_per_batch.max(1)) {
+        line_base += add(&mut parsed, batch, line_base);
     }
+    // The empty batch that ends every object, as the host sends it; what
+    // it reports is on the object's last line.
+    add(&mut parsed, "", line_base.saturating_sub(1));
     Ok(parsed)
 }
 
@@ -198,9 +204,10 @@ fn decode_into(parsed: &mut Parsed, encoded: &[u8], batch: &str, line_base: u64)
                     fields,
                 });
             }
+            // The encoding counts a batch's lines from 0.
             Some(Entry::Error { line, reason }) => parsed
                 .errors
-                .push((line_base + u64::from(line), reason.to_string())),
+                .push((line_base + u64::from(line) + 1, reason.to_string())),
             Some(Entry::End(counters)) => return counters,
             None => unreachable!("the decoder stops after the end entry"),
         }
@@ -219,10 +226,12 @@ fn owned(value: Value<'_>) -> Option<Owned> {
     })
 }
 
+/// The host's rules (its `parse::session`): a float field takes an integer
+/// too, and absent list items were dropped by [`owned`].
 fn check_type(name: &str, ty: FieldType, value: &Owned) {
     let ok = match (ty, value) {
         (FieldType::String, Owned::Str(_))
-        | (FieldType::Integer, Owned::Int(_))
+        | (FieldType::Integer | FieldType::Float, Owned::Int(_))
         | (FieldType::Float, Owned::Float(_))
         | (FieldType::Boolean, Owned::Bool(_))
         | (FieldType::Timestamp, Owned::Timestamp(_)) => true,

@@ -1,5 +1,6 @@
-//! Splitting the space-separated, partly quoted lines AWS writes (ELB, S3
-//! server access logs), and the values inside them.
+//! Splitting space-separated, partly quoted lines, and reading the values
+//! inside them: the tools of the bundled AWS parsers (ELB, S3 server access
+//! logs, VPC flow logs), fit for any other log of that shape.
 
 /// Splits a line into fields separated by single spaces. A field that starts
 /// with `"` runs to the next `"` followed by a space or the end of the line
@@ -143,6 +144,13 @@ pub fn split_ascii(s: &str, separator: u8) -> impl Iterator<Item = &str> {
         // character boundaries of valid UTF-8.
         unsafe { std::str::from_utf8_unchecked(part) }
     })
+}
+
+/// The words of `s` between runs of spaces; spaces at either end separate
+/// nothing. For formats that pad or repeat separators (VPC flow logs),
+/// where [`Fields`] would read an empty field between two spaces.
+pub fn space_separated(s: &str) -> impl Iterator<Item = &str> {
+    split_ascii(s, b' ').filter(|word| !word.is_empty())
 }
 
 /// Splits `host:port` at the last colon, so unbracketed IPv6
@@ -429,6 +437,23 @@ mod tests {
         for text in ["", ",", "forward", "waf,forward", ",a,,b,", "é,€,x"] {
             let ours: Vec<&str> = split_ascii(text, b',').collect();
             assert_eq!(ours, text.split(',').collect::<Vec<_>>(), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn runs_of_spaces_are_one_separator() {
+        let words: Vec<&str> = space_separated("  a  b c   ").collect();
+        assert_eq!(words, ["a", "b", "c"]);
+        assert_eq!(space_separated("   ").count(), 0);
+        // Spaces are the only whitespace in these lines, so splitting at
+        // any whitespace must cut them the same way.
+        for line in random_lines(10_000) {
+            let words: Vec<&str> = space_separated(&line).collect();
+            assert_eq!(
+                words,
+                line.split_whitespace().collect::<Vec<_>>(),
+                "{line:?}"
+            );
         }
     }
 

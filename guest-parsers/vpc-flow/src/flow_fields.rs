@@ -1,6 +1,7 @@
 //! The fields a VPC flow log may name in its header line (versions 2 to 8),
 //! their types, and the mapping of a record's values onto them.
 
+use s3logd_parser_sdk::text::space_separated;
 use s3logd_parser_sdk::{DeclaredFields, FieldId, FieldType, Output, Row};
 
 #[derive(Clone, Copy)]
@@ -68,10 +69,10 @@ const KNOWN: [(&str, Kind); 40] = [
 /// (lower case, digits, dashes) and at least one is a documented one. Record
 /// values never qualify: ids like `eni-…` are not field names, and `-`,
 /// addresses, numbers and upper-case words (`ACCEPT`, `OK`) are not
-/// name-shaped.
+/// name-shaped. Words are separated by runs of spaces, as in records.
 pub fn is_header(line: &str) -> bool {
     let mut any_known = false;
-    for word in line.split(' ') {
+    for word in space_separated(line) {
         let name_shaped = word.starts_with(|c: char| c.is_ascii_lowercase())
             && word
                 .bytes()
@@ -84,11 +85,12 @@ pub fn is_header(line: &str) -> bool {
     any_known
 }
 
-/// First-line detection: a line made only of documented field names.
+/// First-line detection: a line made only of documented field names,
+/// separated as [`is_header`] separates them.
 pub fn header_pattern() -> String {
     let names: Vec<&str> = KNOWN.iter().map(|(name, _)| *name).collect();
     let name = format!("(?:{})", names.join("|"));
-    format!("^(?:{name} )*{name}$")
+    format!("^ *(?:{name} +)*{name} *$")
 }
 
 fn kind_of(name: &str) -> Option<Kind> {
@@ -111,8 +113,7 @@ impl Columns {
     /// Declares the header's fields (once per session per name), with
     /// dashes turned into underscores.
     pub fn from_header(line: &str, out: &mut Output, declared: &mut DeclaredFields) -> Columns {
-        let columns = line
-            .split(' ')
+        let columns = space_separated(line)
             .map(|name| {
                 let kind = kind_of(name).unwrap_or(Kind::Text);
                 let ty = match kind {
@@ -130,8 +131,10 @@ impl Columns {
         Columns(columns)
     }
 
+    /// Values are separated by runs of spaces: AWS's own examples include
+    /// a record with two spaces between values.
     pub fn parse_record(&self, line: &str, out: &mut Output) -> Result<(), String> {
-        let mut values = line.split(' ');
+        let mut values = space_separated(line);
         let mut row = out.row();
         for (column, value) in self.0.iter().zip(values.by_ref()) {
             if value != "-" {

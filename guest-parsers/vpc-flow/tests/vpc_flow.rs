@@ -105,6 +105,35 @@ fn custom_version_3_format_with_tcp_flags() {
     assert_eq!(record.time, Some(1_566_848_875 * NANOS));
 }
 
+/// AWS's own example of a short connection (TCP flags 19: SYN-ACK and
+/// FIN), written with two spaces after the destination port.
+const V3_RECORD_WITH_A_DOUBLE_SPACE: &str = "3 vpc-abcdefab012345678 subnet-aaaaaaaa012345678 i-01234567890123456 eni-1235b8ca123456789 123456789010 IPv4 10.0.0.62 52.213.180.42 5001 43638  10.0.0.62 52.213.180.42 6 967 14 1566933133 1566933193 ACCEPT 19 OK";
+
+#[test]
+fn runs_of_spaces_separate_one_value_from_the_next() {
+    let parsed = parse_ok(&format!("{V3_HEADER}\n{V3_RECORD_WITH_A_DOUBLE_SPACE}\n"));
+    let record = &parsed.records[0];
+    assert_eq!(record.int("srcport"), Some(5001));
+    assert_eq!(record.int("dstport"), Some(43638));
+    assert_eq!(record.str("pkt_srcaddr"), Some("10.0.0.62"));
+    assert_eq!(record.str("pkt_dstaddr"), Some("52.213.180.42"));
+    assert_eq!(record.int("protocol"), Some(6));
+    assert_eq!(record.int("tcp_flags"), Some(19));
+    assert_eq!(record.str("log_status"), Some("OK"));
+    assert_eq!(parsed.counters.rows_with_extra, 0);
+}
+
+#[test]
+fn a_header_with_runs_of_spaces_names_the_same_columns() {
+    let padded = V3_HEADER.replace(" srcport ", "  srcport   ");
+    assert!(matches_first_line::<VpcFlow>(&padded));
+    let parsed = parse_ok(&format!("{padded}\n{V3_RECORD}\n"));
+    let single = parse_ok(&format!("{V3_HEADER}\n{V3_RECORD}\n"));
+    assert_eq!(parsed.field_names(), single.field_names());
+    assert_eq!(parsed.records[0].fields, single.records[0].fields);
+    assert_eq!(parsed.records[0].int("srcport"), Some(43416));
+}
+
 #[test]
 fn the_same_record_in_another_column_order_parses_the_same() {
     let names: Vec<&str> = V3_HEADER.split(' ').collect();
@@ -193,11 +222,11 @@ fn bad_lines_are_errors_and_do_not_stop_the_next_ones() {
         parsed.errors,
         [
             (
-                0,
+                1,
                 "record before the header line naming the fields".to_string()
             ),
-            (2, "packets `many` is not an integer".to_string()),
-            (3, "start `soon` is not an integer".to_string()),
+            (3, "packets `many` is not an integer".to_string()),
+            (4, "start `soon` is not an integer".to_string()),
         ]
     );
     assert_eq!(parsed.records.len(), 2);

@@ -114,15 +114,15 @@ fn broken_lines_and_bad_timestamps_are_errors_that_keep_the_next_lines() {
         .collect();
     assert_eq!(actions, ["ALLOW", "BLOCK"]);
     let errors = parsed.error_reasons();
-    assert_eq!(errors[0].0, 1);
+    assert_eq!(errors[0].0, 2);
     assert!(
         errors[0].1.starts_with("not a WAF JSON record: EOF"),
         "{errors:?}"
     );
-    assert_eq!(errors[1], (2, "no timestamp"));
+    assert_eq!(errors[1], (3, "no timestamp"));
     assert_eq!(
         errors[2],
-        (3, "timestamp \"yesterday\" is not epoch milliseconds")
+        (4, "timestamp \"yesterday\" is not epoch milliseconds")
     );
     assert_eq!(parsed.records[1].time, Some(1_700_000_000_124_000_000));
 }

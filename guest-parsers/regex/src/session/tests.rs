@@ -60,7 +60,7 @@ fn named_groups_become_string_fields_declared_once() {
 
     assert_eq!(
         parsed.errors,
-        [(2, "line does not match the `pattern` option".to_string())]
+        [(3, "line does not match the `pattern` option".to_string())]
     );
     assert_eq!(
         parsed.records[2].str("http_user_agent"),
@@ -108,7 +108,7 @@ fn times_that_do_not_fit_are_errors_naming_the_field() {
     assert_eq!(
         parsed.errors,
         [(
-            1,
+            2,
             "time_field `at` value \"10/10/2000\" is not a time in the format rfc3339".to_string()
         )]
     );
@@ -121,7 +121,7 @@ fn times_that_do_not_fit_are_errors_naming_the_field() {
     assert_eq!(
         parsed.errors,
         [(
-            0,
+            1,
             "time_field group `at` did not take part in the match".to_string()
         )]
     );

@@ -54,8 +54,8 @@ fn rows_errors_and_skips_are_counted_per_line() {
     assert_eq!(
         parsed.errors,
         [
-            (2, "second column \"x\" is not a number".to_string()),
-            (5, "element 2 is broken".to_string())
+            (3, "second column \"x\" is not a number".to_string()),
+            (6, "element 2 is broken".to_string())
         ]
     );
 
@@ -146,8 +146,8 @@ ok,stop
     assert_eq!(
         parsed.errors,
         [
-            (0, "bad record".to_string()),
-            (1, "cannot go on".to_string())
+            (1, "bad record".to_string()),
+            (2, "cannot go on".to_string())
         ]
     );
 }
