@@ -623,7 +623,12 @@ async fn delivered_through(faults: Vec<Fault>, min_retries: u64) {
         .and_then(|probe| probe.local_addr())
         .expect("a free port")
         .port();
-    let proxy = tokio::spawn(flaky_proxy(target, port, Duration::from_millis(800), faults));
+    let proxy = tokio::spawn(flaky_proxy(
+        target,
+        port,
+        Duration::from_millis(800),
+        faults,
+    ));
     // A stalled call must time out well before the test's patience does.
     let aws = test_aws_config(Some(&format!("http://127.0.0.1:{port}")))
         .into_builder()
