@@ -165,7 +165,7 @@ fn a_cached_bundled_parser_is_prepared_on_its_first_object() {
 }
 
 #[test]
-fn first_lines_alone_pick_the_parser_that_declares_them() {
+fn the_start_of_an_object_alone_picks_the_parser_that_declares_it() {
     let mut failures = Vec::new();
     for sample in samples() {
         let parser = parsers().get(&sample.parser).unwrap();
@@ -176,9 +176,8 @@ fn first_lines_alone_pick_the_parser_that_declares_them() {
         let (_, mut reader) =
             s3logd::decode::decompress(std::fs::File::open(&sample.file).unwrap()).unwrap();
         std::io::Read::read_to_string(&mut reader, &mut text).unwrap();
-        let first = text.lines().next().unwrap_or("");
         let detected = parsers()
-            .detect("no/recognisable/key", first)
+            .detect("no/recognisable/key", &text)
             .map(|p| p.info.name.as_str());
         if detected != Some(sample.parser.as_str()) {
             failures.push(format!("{}: detected {detected:?}", sample.file.display()));
@@ -268,8 +267,8 @@ fn the_alb_component_agrees_with_the_native_parser() {
     assert_eq!(component.0, native);
 }
 
-#[test]
-fn a_cloudtrail_file_of_several_megabytes_on_one_line_parses_through_the_component() {
+/// A CloudTrail document of `count` events on one line.
+fn cloudtrail_document(count: usize) -> String {
     let event = |i: usize| {
         format!(
             r#"{{"eventVersion":"1.08","eventTime":"2024-05-01T12:{:02}:{:02}Z","eventSource":"s3.amazonaws.com","eventName":"GetObject","awsRegion":"us-east-1","sourceIPAddress":"192.0.2.{}","userAgent":"aws-cli/2.15 Python/3.11","requestParameters":{{"bucketName":"logs","key":"object-{i}"}},"requestID":"REQ{i:08}","eventID":"{i:08}-0000-4000-8000-000000000000","recipientAccountId":"123456789012"}}"#,
@@ -278,9 +277,14 @@ fn a_cloudtrail_file_of_several_megabytes_on_one_line_parses_through_the_compone
             i % 250
         )
     };
-    let count = 12_000;
     let records: Vec<String> = (0..count).map(event).collect();
-    let document = format!("{{\"Records\":[{}]}}", records.join(","));
+    format!("{{\"Records\":[{}]}}", records.join(","))
+}
+
+#[test]
+fn a_cloudtrail_file_of_several_megabytes_on_one_line_parses_through_the_component() {
+    let count = 12_000;
+    let document = cloudtrail_document(count);
     assert!(document.len() > 3 << 20, "{} bytes", document.len());
     let key = "AWSLogs/123456789012/CloudTrail/us-east-1/2024/05/01/123456789012_CloudTrail_us-east-1_20240501T1205Z_abcdefghijklmnop.json.gz";
     let mut counting = Counting::default();
@@ -298,4 +302,48 @@ fn a_cloudtrail_file_of_several_megabytes_on_one_line_parses_through_the_compone
     assert_eq!(summary.parser, "cloudtrail");
     assert_eq!((summary.outcome.lines, counting.records), (1, count as u64));
     assert!(counting.errors.is_empty(), "{:?}", counting.errors);
+}
+
+/// `document` as `jq .` lays it out: a line per key, indented by depth.
+fn pretty_printed(document: &str) -> String {
+    let value: serde_json::Value = serde_json::from_str(document).unwrap();
+    let mut pretty = serde_json::to_string_pretty(&value).unwrap();
+    pretty.push('\n');
+    pretty
+}
+
+#[test]
+fn a_pretty_printed_cloudtrail_file_is_found_and_parses_as_its_one_line_form_does() {
+    let one_line = {
+        // Keys sorted as the pretty form has them, so that both compare.
+        let value: serde_json::Value = serde_json::from_str(&cloudtrail_document(3000)).unwrap();
+        serde_json::to_string(&value).unwrap()
+    };
+    let pretty = pretty_printed(&one_line);
+    let parse = |text: &str| {
+        let mut records = Comparing::default();
+        let mut summary = ObjectSummary::default();
+        parse_object(
+            parsers(),
+            &ParserChoice::Auto,
+            "exports/trail.json",
+            text.as_bytes(),
+            BatchLimits {
+                batch_bytes: 64 << 10,
+                ..BatchLimits::default()
+            },
+            &mut records,
+            &mut summary,
+        )
+        .unwrap();
+        (records.0, summary)
+    };
+    let (expected, _) = parse(&one_line);
+    let (records, summary) = parse(&pretty);
+    assert_eq!(summary.parser, "cloudtrail");
+    assert!(summary.batches > 10, "several batches: {}", summary.batches);
+    assert_eq!(summary.outcome.lines, pretty.lines().count() as u64);
+    assert_eq!(summary.outcome.line_errors, 0);
+    assert_eq!(records.len(), 3000);
+    assert_eq!(records, expected);
 }

@@ -49,6 +49,9 @@ fn gzip(data: &[u8]) -> Vec<u8> {
 
 const ALB_KEY: &str = "AWSLogs/123456789012/elasticloadbalancing/us-east-2/2024/03/01/123456789012_elasticloadbalancing_us-east-2_app.web.50dc6c495c0c9188_20240301T0005Z_10.0.0.1_abcd1234.log.gz";
 
+const ALB_SAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../guest-parsers/alb/samples");
+const ALB_SAMPLE: &str = "123456789012_elasticloadbalancing_us-east-2_app.web-prod.50dc6c495c0c9188_20240301T1205Z_10.0.1.17_3k9x2m1q.log.gz";
+
 #[test]
 fn plain_gzip_multi_member_and_stdin_give_the_same_records() {
     let lines = s3logd_test_support::alb::lines(3, 50);
@@ -106,6 +109,55 @@ fn bad_lines_are_reported_with_numbers_and_fail_only_when_asked() {
         Some(b"garbage\nmore garbage\n"),
     );
     assert_eq!(nothing.status.code(), Some(1), "nothing could be parsed");
+}
+
+#[test]
+fn a_truncated_gzip_shows_the_records_before_the_cut_then_the_error() {
+    let text = s3logd_parser_sdk::testing::read_sample(ALB_SAMPLES, ALB_SAMPLE);
+    let zipped = std::fs::read(Path::new(ALB_SAMPLES).join(ALB_SAMPLE)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cut = dir.path().join(ALB_SAMPLE);
+    std::fs::write(&cut, &zipped[..zipped.len() / 2]).unwrap();
+    let name = cut.to_str().unwrap();
+
+    for args in [vec!["parse", "--format", "alb", name], vec!["parse", name]] {
+        let output = s3logd(&args, None);
+        let printed = records(&output);
+        let total = text.lines().count();
+        assert!(
+            (1..total).contains(&printed.len()),
+            "{args:?}: {} of {total} records; {}",
+            printed.len(),
+            stderr(&output)
+        );
+        for (record, line) in printed.iter().zip(text.lines()) {
+            assert_eq!(record["_msg"], line, "{args:?}");
+        }
+        let errors = stderr(&output);
+        assert!(
+            errors.contains(&format!("{name}: reading the object failed: ")),
+            "{args:?}: {errors}"
+        );
+        let n = printed.len();
+        assert!(
+            errors.contains(&format!(
+                "{name}: FAILED (alb, gzip): {n} lines, {n} records, 0 line errors"
+            )),
+            "{args:?}: {errors}"
+        );
+    }
+}
+
+#[test]
+fn a_gzip_cut_before_its_first_line_still_names_the_parser_asked_for() {
+    let zipped = std::fs::read(Path::new(ALB_SAMPLES).join(ALB_SAMPLE)).unwrap();
+    let output = s3logd(&["parse", "--format", "alb", "-"], Some(&zipped[..12]));
+    assert!(records(&output).is_empty());
+    assert!(
+        stderr(&output).contains("-: FAILED (alb, gzip): 0 lines, 0 records"),
+        "{}",
+        stderr(&output)
+    );
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! The sandbox holds against deliberately broken parser components: each
 //! fails only the object it was parsing, with a clear error, and the next
-//! object parses normally. Components that ask for more than a parser may
+//! object parses normally; one that breaks its declared schema loses only
+//! the lines it broke. Components that ask for more than a parser may
 //! have, or implement another contract version, are refused at load.
 
 use std::path::PathBuf;
@@ -37,6 +38,16 @@ impl RecordVisitor for Collected {
 }
 
 fn parse(parsers: &Parsers, name: &str, input: &str) -> (Result<(), ObjectError>, Collected) {
+    let (result, collected, _) = parse_counted(parsers, name, input);
+    (result, collected)
+}
+
+/// [`parse`], also giving the object's counters.
+fn parse_counted(
+    parsers: &Parsers,
+    name: &str,
+    input: &str,
+) -> (Result<(), ObjectError>, Collected, ObjectSummary) {
     let choice = ParserChoice::Named(parsers.get(name).unwrap().clone(), Vec::new());
     let mut collected = Collected::default();
     let mut summary = ObjectSummary::default();
@@ -49,7 +60,7 @@ fn parse(parsers: &Parsers, name: &str, input: &str) -> (Result<(), ObjectError>
         &mut collected,
         &mut summary,
     );
-    (result, collected)
+    (result, collected, summary)
 }
 
 fn failure(result: Result<(), ObjectError>) -> ParserFailure {
@@ -123,6 +134,40 @@ fn invalid_row_encodings_are_rejected_by_the_host() {
         assert!(reason.contains("invalid row encoding"), "{reason}");
     }
     next_object_still_parses(&parsers, "garbage");
+}
+
+#[test]
+fn values_that_break_the_declared_schema_are_counted_line_errors_naming_the_field() {
+    let parsers = load(Limits::default(), components::WRONG_TYPE_PARSER).unwrap();
+    let input = "good one\nSTRING_IN_INTEGER\ngood two\nINTEGER_IN_STRING_LIST\nINTEGER_IN_FLOAT\n";
+    let (result, collected, summary) = parse_counted(&parsers, "wrong-type", input);
+    assert!(result.is_ok(), "{result:?}");
+    assert_eq!(
+        collected.lines,
+        ["good one", "good two", "INTEGER_IN_FLOAT"],
+        "the good rows arrive, an integer in a float field among them"
+    );
+    assert_eq!(
+        collected.errors,
+        [
+            (
+                2,
+                "field \"status\" is declared integer but holds a string".to_string()
+            ),
+            (
+                4,
+                "field \"tags\" is declared string-list but tags[0] is an integer".to_string()
+            ),
+        ]
+    );
+    assert_eq!(
+        (
+            summary.outcome.lines,
+            summary.outcome.records,
+            summary.outcome.line_errors
+        ),
+        (5, 3, 2)
+    );
 }
 
 #[test]

@@ -89,6 +89,11 @@ pub fn parse_object(
     visitor: &mut impl RecordVisitor,
     summary: &mut ObjectSummary,
 ) -> Result<(), ObjectError> {
+    // Named from the start, so that an object that fails before its first
+    // line (a gzip cut short) is still reported with the parser asked for.
+    if let ParserChoice::Named(parser, _) = choice {
+        summary.parser = parser.info.name.clone();
+    }
     let (compression, decompressed) = decompress(reader).map_err(ObjectError::Read)?;
     summary.compression = Some(compression);
     let mut batcher = LineBatcher::new(decompressed, limits);
@@ -96,23 +101,29 @@ pub fn parse_object(
     let result = loop {
         let chunk = match batcher.next_chunk() {
             Ok(Some(chunk)) => chunk,
-            Ok(None) => break Ok(()),
+            Ok(None) => break end_of_object(session.as_mut(), visitor, summary),
             Err(e) => break Err(ObjectError::Read(e)),
         };
         let session = match &mut session {
             Some(session) => session,
             None => {
-                let first_line = match &chunk {
-                    Chunk::Lines(text) => text.lines().next().unwrap_or(""),
+                let head = match &chunk {
+                    Chunk::Lines(text) => *text,
                     Chunk::TooLong(_) => "",
                 };
                 let (parser, options) = match choice {
                     ParserChoice::Named(parser, options) => (parser, options.as_slice()),
-                    ParserChoice::Auto => match parsers.detect(object_key, first_line) {
+                    ParserChoice::Auto => match parsers.detect(object_key, head) {
                         Some(parser) => (parser, &[][..]),
                         None => {
                             break Err(ObjectError::NoParser {
-                                first_line: first_line.chars().take(120).collect(),
+                                first_line: head
+                                    .lines()
+                                    .next()
+                                    .unwrap_or("")
+                                    .chars()
+                                    .take(120)
+                                    .collect(),
                             });
                         }
                     },
@@ -163,4 +174,26 @@ pub fn parse_object(
     summary.bytes = batcher.bytes_read();
     summary.invalid_utf8_lines = batcher.invalid_utf8_lines();
     result
+}
+
+/// Tells the parser the object has ended, so that a record it still holds
+/// open (a JSON document whose closing bracket never came) is reported.
+fn end_of_object(
+    session: Option<&mut ObjectSession>,
+    visitor: &mut impl RecordVisitor,
+    summary: &mut ObjectSummary,
+) -> Result<(), ObjectError> {
+    let Some(session) = session else {
+        return Ok(());
+    };
+    match session.parse("", visitor) {
+        Ok(outcome) => {
+            summary.outcome += outcome;
+            Ok(())
+        }
+        Err(failure) => Err(ObjectError::Parser {
+            parser: summary.parser.clone(),
+            failure,
+        }),
+    }
 }

@@ -13,6 +13,7 @@ const COMPONENTS: &[(&str, &str)] = &[
     ("FILESYSTEM_PARSER", "filesystem-parser"),
     ("FUTURE_CONTRACT_PARSER", "future-contract-parser"),
     ("GARBAGE_PARSER", "garbage-parser"),
+    ("WRONG_TYPE_PARSER", "wrong-type-parser"),
     ("EXAMPLE_LOGFMT_PARSER", "s3logd-example-logfmt"),
 ];
 

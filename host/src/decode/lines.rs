@@ -41,6 +41,8 @@ pub struct LineBatcher<R> {
     consumed: usize,
     filled: usize,
     eof: bool,
+    /// A failed read, handed out once the whole lines read before it are.
+    read_error: Option<io::Error>,
     repaired: String,
     invalid_utf8_lines: u64,
     bytes_read: u64,
@@ -55,6 +57,7 @@ impl<R: Read> LineBatcher<R> {
             consumed: 0,
             filled: 0,
             eof: false,
+            read_error: None,
             repaired: String::new(),
             invalid_utf8_lines: 0,
             bytes_read: 0,
@@ -71,16 +74,22 @@ impl<R: Read> LineBatcher<R> {
         self.bytes_read
     }
 
+    /// The next chunk, `None` at the end of the stream. When reading fails,
+    /// the whole lines read before the failure come first, then the error;
+    /// the line it cut short is dropped.
     pub fn next_chunk(&mut self) -> io::Result<Option<Chunk<'_>>> {
         self.compact();
         loop {
             // A batch ends at the last line end in the buffer, once the
-            // buffer is full or the stream is done.
+            // buffer is full or the stream is done or broken.
             let pending = &self.buf[..self.filled];
-            if self.filled == self.buf.len() || self.eof {
+            if self.filled == self.buf.len() || self.eof || self.read_error.is_some() {
                 if let Some(last) = memchr::memrchr(b'\n', pending) {
                     self.consumed = last + 1;
                     return Ok(Some(self.lines(last + 1)));
+                }
+                if let Some(error) = self.read_error.take() {
+                    return Err(error);
                 }
                 if self.eof {
                     if self.filled == 0 {
@@ -96,7 +105,9 @@ impl<R: Read> LineBatcher<R> {
                 let grown = (self.buf.len() * 2).min(self.limits.max_line_bytes + 1);
                 self.buf.resize(grown, 0);
             }
-            self.fill()?;
+            if let Err(error) = self.fill() {
+                self.read_error = Some(error);
+            }
         }
     }
 
@@ -231,6 +242,44 @@ mod tests {
                 "<too long: 10000>"
             ]
         );
+    }
+
+    /// Hands out its bytes, then fails, as a gzip stream cut short does.
+    struct CutShort<'a>(&'a [u8]);
+
+    impl Read for CutShort<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.0.is_empty() {
+                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "cut short"));
+            }
+            self.0.read(buf)
+        }
+    }
+
+    /// A batcher with room for all of `bytes`, so that only the error ends a batch.
+    fn cut_short_after(bytes: &[u8]) -> LineBatcher<CutShort<'_>> {
+        let limits = BatchLimits {
+            batch_bytes: 1024,
+            max_line_bytes: 4096,
+        };
+        LineBatcher::new(CutShort(bytes), limits)
+    }
+
+    #[test]
+    fn lines_read_before_a_read_error_come_first_and_the_cut_line_is_dropped() {
+        let mut batcher = cut_short_after(b"one\ntwo\nhalf a li");
+        assert_eq!(
+            batcher.next_chunk().unwrap(),
+            Some(Chunk::Lines("one\ntwo\n"))
+        );
+        let error = batcher.next_chunk().unwrap_err();
+        assert_eq!(error.to_string(), "cut short");
+    }
+
+    #[test]
+    fn a_read_error_before_any_line_end_is_returned_at_once() {
+        let mut batcher = cut_short_after(b"half a li");
+        assert_eq!(batcher.next_chunk().unwrap_err().to_string(), "cut short");
     }
 
     #[test]

@@ -1,9 +1,16 @@
-//! Choosing a parser for an object from its key and first line, using the
+//! Choosing a parser for an object from its key and its start, using the
 //! patterns each parser declares about itself (bundled and custom alike).
+//!
+//! A first-line pattern is tried on the object's first line and on its
+//! first [`FIRST_LINE_BYTES`] across line breaks, so `$` still ends the
+//! first line while a pattern like `^\{\s*"Records"` also finds a document
+//! pretty-printed over many lines. How specific a match is is the length of
+//! the text it matched: `\d{4}` and `\d\d\d\d` rank the same, and a
+//! pattern that pins down more of the line outranks a looser one.
 
 use regex::Regex;
 
-/// At most this much of the first line is matched against patterns.
+/// At most this much of an object's start is matched against patterns.
 pub const FIRST_LINE_BYTES: usize = 4096;
 
 /// A parser's compiled detection patterns.
@@ -31,13 +38,15 @@ impl Patterns {
         self.keys.iter().any(|re| re.is_match(key))
     }
 
-    /// The length of the longest first-line pattern that matches, as a
-    /// measure of how specific the match is.
-    fn first_line_match(&self, line: &str) -> Option<usize> {
+    /// The length of the longest text a first-line pattern matches, on the
+    /// first line or across the head: how specific the match is.
+    fn first_line_match(&self, head: &str) -> Option<usize> {
+        let line = head.split_once('\n').map_or(head, |(line, _)| line);
         self.first_line
             .iter()
-            .filter(|re| re.is_match(line))
-            .map(|re| re.as_str().len())
+            .flat_map(|re| [re.find(line), re.find(head)])
+            .flatten()
+            .map(|found| found.len())
             .max()
     }
 }
@@ -46,16 +55,16 @@ impl Patterns {
 /// 1. parsers whose key patterns match, the first one the first line
 ///    confirms (or that declares no first-line pattern);
 /// 2. else the parser whose first-line pattern matches most specifically
-///    (the longest pattern; ties go to the earlier parser);
+///    (the longest matched text; ties go to the earlier parser);
 /// 3. else the first key match even unconfirmed (an object may start with a
 ///    control line, like ELB's `Enable AccessLog` test object).
 pub(super) fn choose<'p, P>(
     candidates: &'p [P],
     patterns: impl Fn(&P) -> &Patterns,
     key: &str,
-    first_line: &str,
+    head: &str,
 ) -> Option<&'p P> {
-    let line = &first_line[..first_line.floor_char_boundary(FIRST_LINE_BYTES)];
+    let line = &head[..head.floor_char_boundary(FIRST_LINE_BYTES)];
     let by_key: Vec<&P> = candidates
         .iter()
         .filter(|p| patterns(p).matches_key(key))
@@ -116,6 +125,41 @@ mod tests {
             Some("alb")
         );
         assert_eq!(pick(&set, "data/file", "plain text"), None);
+    }
+
+    #[test]
+    fn specificity_is_the_length_of_the_matched_text_not_of_the_pattern() {
+        // The same text matched by a longer and a shorter spelling ties, so
+        // the earlier parser wins whichever spelling comes first.
+        let set = [
+            parser("short", &[], &[r"^\d{4} "]),
+            parser("long", &[], &[r"^\d\d\d\d "]),
+            parser("more", &[], &[r"^\d+ [a-z]+ "]),
+        ];
+        assert_eq!(pick(&set, "data/file", "2024 x"), Some("short"));
+        let swapped = [
+            parser("long", &[], &[r"^\d\d\d\d "]),
+            parser("short", &[], &[r"^\d{4} "]),
+        ];
+        assert_eq!(pick(&swapped, "data/file", "2024 x"), Some("long"));
+        // A pattern that pins down more of the line outranks both.
+        assert_eq!(pick(&set, "data/file", "2024 abc 1"), Some("more"));
+    }
+
+    #[test]
+    fn patterns_see_across_line_breaks_and_dollar_still_ends_the_first_line() {
+        let set = [
+            parser("ndjson", &[], &[r#"^\s*\{\s*""#]),
+            parser("cloudtrail", &[], &[r#"^\{\s*"Records"\s*:\s*\["#]),
+            parser("header", &[], &[r"^#Fields$"]),
+        ];
+        let pretty = "{\n  \"Records\": [\n    {\"eventVersion\": \"1.08\"}\n  ]\n}\n";
+        assert_eq!(pick(&set, "data/file", pretty), Some("cloudtrail"));
+        assert_eq!(
+            pick(&set, "data/file", "{\n  \"a\": 1\n}\n"),
+            Some("ndjson")
+        );
+        assert_eq!(pick(&set, "data/file", "#Fields\nx y\n"), Some("header"));
     }
 
     #[test]

@@ -105,10 +105,10 @@ impl Parsers {
         self.parsers.iter().find(|p| p.info.name == name)
     }
 
-    /// The parser for an object, from its key and first line (see
+    /// The parser for an object, from its key and its first lines (see
     /// [`super::detect`] for the rules); `None` when nothing claims it.
-    pub fn detect(&self, object_key: &str, first_line: &str) -> Option<&Arc<LoadedParser>> {
-        choose(&self.parsers, |p| &p.patterns, object_key, first_line)
+    pub fn detect(&self, object_key: &str, head: &str) -> Option<&Arc<LoadedParser>> {
+        choose(&self.parsers, |p| &p.patterns, object_key, head)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Arc<LoadedParser>> {

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use s3logd_rows::{DecodeError, Decoder, Entry, Value};
+use s3logd_rows::{DecodeError, Decoder, Entry, FieldType, Value};
 use wasmtime::component::ResourceAny;
 use wasmtime::{Store, Trap};
 
@@ -215,7 +215,14 @@ impl ObjectSession {
         batch: &str,
         visitor: &mut impl RecordVisitor,
     ) -> Result<BatchOutcome, DecodeError> {
-        let outcome = visit_rows(encoded, batch, &mut self.fields, self.lines_before, visitor)?;
+        // What the parser reports on the empty batch that ends the object
+        // belongs to the object's last line.
+        let lines_before = if batch.is_empty() {
+            self.lines_before.saturating_sub(1)
+        } else {
+            self.lines_before
+        };
+        let outcome = visit_rows(encoded, batch, &mut self.fields, lines_before, visitor)?;
         self.lines_before += outcome.lines;
         Ok(outcome)
     }
@@ -225,6 +232,10 @@ impl ObjectSession {
 /// by the fields the batch declares; `lines_before` numbers its lines.
 /// What a session does with a component's output, and what a native run
 /// of a parser's `BatchParser` (benchmarks) does with its own.
+///
+/// A row holding a value its field's declared type does not admit (see
+/// [`fits`]) is not handed on: it is an error of its line, so that sinks
+/// and users can rely on the schema a parser publishes.
 pub fn visit_rows(
     encoded: &[u8],
     batch: &str,
@@ -255,8 +266,18 @@ pub fn visit_rows(
                     Value::Str(s) => Some(s),
                     _ => None,
                 };
+                let line = lines_before + lines.line_of(msg) + 1;
+                if let Some((field, value)) = fields
+                    .iter()
+                    .zip(values.iter().copied())
+                    .find(|(field, value)| !fits(field.ty, *value))
+                {
+                    visitor.line_error(line, &misfit(field, value));
+                    outcome.line_errors += 1;
+                    continue;
+                }
                 visitor.record(&Record {
-                    line: lines_before + lines.line_of(msg) + 1,
+                    line,
                     time: row.time,
                     msg,
                     fields,
@@ -276,6 +297,63 @@ pub fn visit_rows(
         }
     }
     Ok(outcome)
+}
+
+/// Whether `value` may stand in a field declared `ty`. An absent value fits
+/// every type and `any` takes every value. A float field takes an integer
+/// too: both are JSON numbers, which is all a sink or a user sees of them,
+/// so refusing the line would lose a record for nothing. A list fits when
+/// each of its items fits the list's item type.
+fn fits(ty: FieldType, value: Value<'_>) -> bool {
+    match (ty, value) {
+        (FieldType::Any, _)
+        | (_, Value::Absent)
+        | (FieldType::String, Value::Str(_))
+        | (FieldType::Integer | FieldType::Float, Value::Int(_))
+        | (FieldType::Float, Value::Float(_))
+        | (FieldType::Boolean, Value::Bool(_))
+        | (FieldType::Timestamp, Value::Timestamp(_)) => true,
+        (_, Value::List(items)) => {
+            item_type(ty).is_some_and(|item_ty| items.iter().all(|item| fits(item_ty, item)))
+        }
+        _ => false,
+    }
+}
+
+fn item_type(list: FieldType) -> Option<FieldType> {
+    match list {
+        FieldType::StringList => Some(FieldType::String),
+        FieldType::IntegerList => Some(FieldType::Integer),
+        _ => None,
+    }
+}
+
+/// How `value`, refused by [`fits`], breaks the declared type of `field`.
+fn misfit(field: &Field, value: Value<'_>) -> String {
+    let declared = format!("field {:?} is declared {}", field.name, field.ty.name());
+    let bad_item = match (item_type(field.ty), value) {
+        (Some(item_ty), Value::List(items)) => items
+            .iter()
+            .enumerate()
+            .find(|(_, item)| !fits(item_ty, *item)),
+        _ => None,
+    };
+    match bad_item {
+        Some((at, item)) => format!("{declared} but {}[{at}] is {}", field.name, kind(item)),
+        None => format!("{declared} but holds {}", kind(value)),
+    }
+}
+
+fn kind(value: Value<'_>) -> &'static str {
+    match value {
+        Value::Absent => "no value",
+        Value::Str(_) => "a string",
+        Value::Int(_) => "an integer",
+        Value::Float(_) => "a float",
+        Value::Bool(_) => "a boolean",
+        Value::Timestamp(_) => "a timestamp",
+        Value::List(_) => "a list",
+    }
 }
 
 /// The line within a batch (0-based) that a slice of it starts on; records
@@ -334,4 +412,123 @@ fn classify(
         message.push_str(&stderr);
     }
     ParserFailure::Trap(message)
+}
+
+#[cfg(test)]
+mod tests {
+    use s3logd_rows::{Counters, Encoder, Slot};
+
+    use super::*;
+
+    #[derive(Default)]
+    struct Seen {
+        records: u64,
+        errors: Vec<(u64, String)>,
+    }
+
+    impl RecordVisitor for Seen {
+        fn record(&mut self, _record: &Record<'_>) {
+            self.records += 1;
+        }
+
+        fn line_error(&mut self, line: u64, reason: &str) {
+            self.errors.push((line, reason.to_string()));
+        }
+    }
+
+    /// Visits one row holding `value` in a field `f` declared `ty`: `Ok`
+    /// when it arrived as a record, else the reason its line failed.
+    fn visit_one(ty: FieldType, value: impl FnOnce(&mut Encoder) -> Slot) -> Result<(), String> {
+        let batch = "line\n";
+        let mut encoder = Encoder::new(batch);
+        let msg = encoder.str(&batch[..4]);
+        let value = value(&mut encoder);
+        encoder.row(None, msg, &[value]);
+        let encoded = encoder.finish(Counters {
+            lines: 1,
+            ..Counters::default()
+        });
+        let mut fields = vec![Field {
+            name: "f".to_string(),
+            ty,
+            description: String::new(),
+        }];
+        let mut seen = Seen::default();
+        let outcome = visit_rows(&encoded, batch, &mut fields, 0, &mut seen).unwrap();
+        let counted = (outcome.records, outcome.line_errors, seen.records);
+        match seen.errors.pop() {
+            None => {
+                assert_eq!(counted, (1, 0, 1));
+                Ok(())
+            }
+            Some((line, reason)) => {
+                assert_eq!((line, counted), (1, (0, 1, 0)), "{reason}");
+                Err(reason)
+            }
+        }
+    }
+
+    fn list(encoder: &mut Encoder, first: &str, second: i64) -> Slot {
+        let mut list = encoder.list();
+        list.str(first);
+        list.int(second);
+        list.finish()
+    }
+
+    #[test]
+    fn values_of_their_declared_type_arrive() {
+        assert_eq!(visit_one(FieldType::String, |e| e.str("x")), Ok(()));
+        assert_eq!(visit_one(FieldType::Integer, |_| Slot::Int(1)), Ok(()));
+        assert_eq!(visit_one(FieldType::Boolean, |_| Slot::Bool(true)), Ok(()));
+        assert_eq!(
+            visit_one(FieldType::Timestamp, |_| Slot::Timestamp(1)),
+            Ok(())
+        );
+        assert_eq!(visit_one(FieldType::Integer, |_| Slot::Absent), Ok(()));
+    }
+
+    #[test]
+    fn a_float_field_takes_an_integer_and_any_takes_everything() {
+        assert_eq!(visit_one(FieldType::Float, |_| Slot::Float(0.5)), Ok(()));
+        assert_eq!(visit_one(FieldType::Float, |_| Slot::Int(1)), Ok(()));
+        assert_eq!(visit_one(FieldType::Any, |_| Slot::Bool(false)), Ok(()));
+        assert_eq!(visit_one(FieldType::Any, |e| list(e, "a", 1)), Ok(()));
+    }
+
+    #[test]
+    fn a_value_of_another_type_fails_its_line_naming_the_field_and_both_types() {
+        assert_eq!(
+            visit_one(FieldType::Integer, |e| e.str("200")),
+            Err("field \"f\" is declared integer but holds a string".to_string())
+        );
+        assert_eq!(
+            visit_one(FieldType::Timestamp, |_| Slot::Int(1)),
+            Err("field \"f\" is declared timestamp but holds an integer".to_string())
+        );
+        assert_eq!(
+            visit_one(FieldType::String, |e| list(e, "a", 1)),
+            Err("field \"f\" is declared string but holds a list".to_string())
+        );
+        assert_eq!(
+            visit_one(FieldType::StringList, |e| e.str("a")),
+            Err("field \"f\" is declared string-list but holds a string".to_string())
+        );
+    }
+
+    #[test]
+    fn lists_are_checked_item_by_item() {
+        assert_eq!(
+            visit_one(FieldType::StringList, |e| list(e, "a", 7)),
+            Err("field \"f\" is declared string-list but f[1] is an integer".to_string())
+        );
+        assert_eq!(
+            visit_one(FieldType::IntegerList, |e| {
+                let mut list = e.list();
+                list.int(1);
+                list.str("x");
+                list.finish()
+            }),
+            Err("field \"f\" is declared integer-list but f[1] is a string".to_string())
+        );
+    }
 }
