@@ -142,7 +142,7 @@ impl Renderer {
         for part in &self.template.parts {
             match part {
                 Part::Text(text) => out.push_str(text),
-                Part::Year => push_padded(out, year as i64, 4),
+                Part::Year => push_padded(out, year, 4),
                 Part::Month => push_padded(out, month as i64, 2),
                 Part::Day => push_padded(out, day as i64, 2),
                 Part::Hour => push_padded(out, seconds / 3600, 2),

@@ -100,8 +100,8 @@ async fn check_against_botocore(token: Option<&str>) {
         ("Content-Type", "application/x-ndjson".to_owned()),
         ("X-Amz-Content-SHA256", header("x-amz-content-sha256")),
     ];
-    if token.is_some() {
-        assert_eq!(signed["x-amz-security-token"], token.unwrap());
+    if let Some(token) = token {
+        assert_eq!(signed["x-amz-security-token"], token);
     }
     given.retain(|(_, value)| !value.is_empty());
     let given: Vec<(&str, &str)> = given.iter().map(|(n, v)| (*n, v.as_str())).collect();
