@@ -421,7 +421,7 @@ async fn eventbridge_object_created_events_are_handled() {
     let body = gzip(&object.text());
     let size = body.len();
     harness.moto.put_object(BUCKET, &object.key, body).await;
-    // aws-log-formats.md §6.4, for this object.
+    // An EventBridge "Object Created" event as AWS documents it, for this object.
     let event = serde_json::json!({
         "version": "0",
         "id": "17793124-05d4-b198-2fde-7ededc63b103",

@@ -185,7 +185,7 @@ impl<W: Write> Write for CountingWriter<W> {
     }
 }
 
-/// The S3 event notification for one new object (aws-log-formats.md §6.1).
+/// The S3 event notification for one new object, shaped as S3 sends it.
 fn s3_event(key: &str, size: usize) -> String {
     serde_json::json!({"Records": [{
         "eventVersion": "2.1",

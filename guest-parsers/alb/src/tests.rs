@@ -1,5 +1,5 @@
 //! The parser run natively over the documented example lines and the edge
-//! cases of aws-log-formats.md §1, decoded through the real row encoding.
+//! cases of AWS's ALB access log documentation, decoded through the real row encoding.
 
 use s3logd_parser_sdk::Parser;
 use s3logd_parser_sdk::testing::{

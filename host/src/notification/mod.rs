@@ -1,7 +1,7 @@
 //! Decoding SQS message bodies into the S3 objects they announce.
 //!
-//! A body is one of the shapes of aws-log-formats.md §6: an S3 event
-//! (possibly several `Records`), the same wrapped in an SNS envelope, an
+//! A body is one of the shapes AWS delivers object-created events in: an S3
+//! event (possibly several `Records`), the same wrapped in an SNS envelope, an
 //! EventBridge "Object Created" event, CloudTrail's own file notification, or
 //! the `s3:TestEvent` sent when a notification is configured. The queue loop
 //! fetches [`Notification::Objects`], deletes a [`Notification::TestEvent`],
@@ -113,8 +113,8 @@ impl fmt::Display for Unrecognized {
 
 impl std::error::Error for Unrecognized {}
 
-/// Decodes one SQS message body, trying the shapes in the order of
-/// aws-log-formats.md §6.
+/// Decodes one SQS message body, trying the shapes of the module's doc in
+/// that order.
 pub fn decode(body: &str) -> Result<Notification, Unrecognized> {
     let json: Value = serde_json::from_str(body)
         .map_err(|error| Unrecognized::new(format!("not JSON: {error}")))?;
@@ -319,7 +319,7 @@ fn eventbridge_event(json: &Value) -> Result<Decoded, Unrecognized> {
         .ok_or_else(|| Unrecognized::new("EventBridge event without detail"))?;
     let detail: EventBridgeDetail = parse(detail, "EventBridge detail")?;
     // AWS does not say whether this key is encoded; AWS's own libraries
-    // decode it like an S3 event key (aws-log-formats.md §6.4).
+    // decode it like an S3 event key (URL-encoded, `+` for a space).
     let key = form_key::decode(&detail.object.key)
         .map_err(|error| error.context("EventBridge detail.object.key"))?;
     let object = ObjectRef {

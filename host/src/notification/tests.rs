@@ -2,7 +2,7 @@ use serde_json::json;
 
 use super::*;
 
-/// aws-log-formats.md §6.1, verbatim.
+/// An S3 event notification as AWS's documentation shows it.
 const S3_EVENT: &str = r#"{"Records":[{"eventVersion":"2.1","eventSource":"aws:s3","awsRegion":"us-west-2",
  "eventTime":"1970-01-01T00:00:00.000Z","eventName":"ObjectCreated:Put",
  "userIdentity":{"principalId":"AIDAJDPLRKLG7UEXAMPLE"},
@@ -12,10 +12,10 @@ const S3_EVENT: &str = r#"{"Records":[{"eventVersion":"2.1","eventSource":"aws:s
   "bucket":{"name":"mybucket","ownerIdentity":{"principalId":"A3NL1KOZZKExample"},"arn":"arn:aws:s3:::mybucket"},
   "object":{"key":"HappyFace.jpg","size":1024,"eTag":"d41d8cd98f00b204e9800998ecf8427e","versionId":"096fKKXTRTtl3on89fVO.nfljtsv6qko","sequencer":"0055AED6DCD90281E5"}}}]}"#;
 
-/// aws-log-formats.md §6.2, verbatim.
+/// The test event S3 sends when a notification is configured.
 const TEST_EVENT: &str = r#"{"Service":"Amazon S3","Event":"s3:TestEvent","Time":"2014-10-13T15:57:02.089Z","Bucket":"bucketname","RequestId":"5582815E1AEA5ADF","HostId":"8cLeGAmw098X5cv4Zkwcmo8vvZa3eH3eKxsPzbB9wrR+YstdA6Knx4Ip8EXAMPLE"}"#;
 
-/// aws-log-formats.md §6.4, verbatim.
+/// An EventBridge `Object Created` event as AWS's documentation shows it.
 const EVENTBRIDGE_EVENT: &str = r#"{"version":"0","id":"17793124-05d4-b198-2fde-7ededc63b103","detail-type":"Object Created",
  "source":"aws.s3","account":"111122223333","time":"2021-11-12T00:00:00Z","region":"ca-central-1",
  "resources":["arn:aws:s3:::DOC-EXAMPLE-BUCKET1"],
@@ -23,10 +23,11 @@ const EVENTBRIDGE_EVENT: &str = r#"{"version":"0","id":"17793124-05d4-b198-2fde-
   "object":{"key":"example-key","size":5,"etag":"b1946ac92492d2347c6235b4d2611184","version-id":"IYV3p45BT0ac8hjHg1houSdS1a.Mro8e","sequencer":"617f08299329d189"},
   "request-id":"N4N7GDK58NMKJ12R","requester":"123456789012","source-ip-address":"1.2.3.4","reason":"PutObject"}}"#;
 
-/// aws-log-formats.md §6.5, with one key of the list.
+/// CloudTrail's own notification of a delivered log file, with one key of
+/// the list.
 const CLOUDTRAIL_NOTIFICATION: &str = r#"{"s3Bucket":"your-bucket-name","s3ObjectKey":["AWSLogs/123456789012/CloudTrail/us-east-2/2016/08/11/123456789012_CloudTrail_us-east-2_20160811T2215Z_kpaMYavMQA9Ahp7L.json.gz"]}"#;
 
-/// The SNS envelope of aws-log-formats.md §6.3 around `message`, which SNS
+/// SNS's notification envelope around `message`, which SNS
 /// sends as a JSON string.
 fn sns_wrapped(message: &str) -> String {
     json!({

@@ -1,6 +1,6 @@
 //! Deterministic, realistic ALB access log lines in the current 33-field
 //! format, for tests and benchmarks. The traffic mix follows the shares the
-//! performance figures in wasm-costs.md were measured on: mostly h2 and
+//! performance figures in BENCHMARKS.md were measured on: mostly h2 and
 //! https, some IPv6 clients, query strings, browser user agents with spaces,
 //! a few 460/502/503 and redirects, and the occasional `Self=` trace id.
 

@@ -1,6 +1,6 @@
 //! A VictoriaLogs stand-in for integration tests: an HTTP server on
 //! 127.0.0.1 that ingests `/insert/jsonline` the way VictoriaLogs does
-//! (aws-log-formats.md §7.1, source at commit 7c0626e, quirks included),
+//! (as VictoriaLogs' own source at commit 7c0626e handles it, quirks included),
 //! keeps the rows for tests to inspect, and fails on request.
 //!
 //! Modelled rules, in the order a request meets them:
