@@ -1,6 +1,7 @@
 //! What the sinks cost per line on top of parsing: each store's encoder
 //! (VictoriaLogs' JSON lines, Elasticsearch's bulk lines, Loki's entries),
-//! then compressing batches of JSON lines with each `compression` setting,
+//! two of them at once as a fan-out does (one parse, two encodings), then
+//! compressing batches of JSON lines with each `compression` setting,
 //! over realistic ALB lines parsed by the bundled parser.
 //!
 //! cargo bench -p s3logd --bench sink_encoding --profile dev \
@@ -48,16 +49,17 @@ impl RecordVisitor for JsonLines {
     }
 }
 
-/// Encodes every record with a store's encoder, as the collector does.
+/// Encodes every record with each sink's encoder, as the collector does.
 struct Encode {
-    encoder: Box<dyn RecordEncoder>,
-    out: Encoded,
+    sinks: Vec<(Box<dyn RecordEncoder>, Encoded)>,
     index: u64,
 }
 
 impl RecordVisitor for Encode {
     fn record(&mut self, record: &Record<'_>) {
-        self.encoder.encode(record, self.index, &mut self.out);
+        for (encoder, out) in &mut self.sinks {
+            encoder.encode(record, self.index, out);
+        }
         self.index += 1;
     }
 
@@ -168,30 +170,25 @@ fn main() {
     });
     let fields = [("bucket".to_owned(), "logs".to_owned())];
     let stream_fields = ["log_type", "elb"].map(String::from).to_vec();
-    let encodings: [(&str, Box<dyn Encoding>); 4] = [
-        ("victorialogs", Box::new(JsonLinesEncoding)),
-        (
-            "elasticsearch",
-            Box::new(BulkEncoding::new(&ElasticsearchOptions::default()).expect("valid")),
-        ),
-        (
-            "loki (json)",
-            Box::new(LokiEncoding::new(
-                stream_fields.clone(),
-                &Default::default(),
-                LokiLine::Json,
-            )),
-        ),
-        (
-            "loki (raw)",
-            Box::new(LokiEncoding::new(
-                stream_fields,
-                &Default::default(),
-                LokiLine::Raw,
-            )),
-        ),
+    let victorialogs = || -> Box<dyn Encoding> { Box::new(JsonLinesEncoding) };
+    let elasticsearch = || -> Box<dyn Encoding> {
+        Box::new(BulkEncoding::new(&ElasticsearchOptions::default()).expect("valid"))
+    };
+    let loki = |line| -> Box<dyn Encoding> {
+        Box::new(LokiEncoding::new(
+            stream_fields.clone(),
+            &Default::default(),
+            line,
+        ))
+    };
+    let encodings: [(&str, Vec<Box<dyn Encoding>>); 5] = [
+        ("victorialogs", vec![victorialogs()]),
+        ("elasticsearch", vec![elasticsearch()]),
+        ("loki (json)", vec![loki(LokiLine::Json)]),
+        ("loki (raw)", vec![loki(LokiLine::Raw)]),
+        ("vl + es", vec![victorialogs(), elasticsearch()]),
     ];
-    for (name, encoding) in &encodings {
+    for (name, encodings) in &encodings {
         let mut bytes = 0;
         let elapsed = best_of(|| {
             let context = ObjectContext {
@@ -199,12 +196,17 @@ fn main() {
                 fields: &fields,
             };
             let mut visitor = Encode {
-                encoder: encoding.encoder(&context),
-                out: Encoded::new(Vec::with_capacity(raw.len() * 3), origin.clone()),
+                sinks: encodings
+                    .iter()
+                    .map(|encoding| {
+                        let out = Encoded::new(Vec::with_capacity(raw.len() * 3), origin.clone());
+                        (encoding.encoder(&context), out)
+                    })
+                    .collect(),
                 index: 0,
             };
             parse(&parsers, &choice, &raw, &mut visitor);
-            bytes = visitor.out.len();
+            bytes = visitor.sinks.iter().map(|(_, out)| out.len()).sum();
         });
         let encoding = elapsed.saturating_sub(parse_only);
         println!(
