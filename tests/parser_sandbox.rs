@@ -1,15 +1,19 @@
 //! The sandbox holds against deliberately broken parser components: each
 //! fails only the object it was parsing, with a clear error, and the next
-//! object parses normally; one that breaks its declared schema loses only
-//! the lines it broke. Components that ask for more than a parser may
-//! have, or implement another contract version, are refused at load.
+//! object parses normally. Rows that would expand their input into
+//! gigabytes fail their object before more than the bound reaches the
+//! host; rows that break their declared schema lose only their lines.
+//! Components that ask for more than a parser may have, or implement
+//! another contract version, are refused at load.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use s3logd::decode::BatchLimits;
-use s3logd::parse::{Limits, ParserFailure, Parsers, Record, RecordVisitor, Runtime};
+use s3logd::parse::{
+    Limits, OutputAllowance, ParserFailure, Parsers, Record, RecordVisitor, Runtime,
+};
 use s3logd::pipeline::{ObjectError, ObjectSummary, ParserChoice, parse_object};
 use s3logd_test_support::components;
 
@@ -134,6 +138,71 @@ fn invalid_row_encodings_are_rejected_by_the_host() {
         assert!(reason.contains("invalid row encoding"), "{reason}");
     }
     next_object_still_parses(&parsers, "garbage");
+}
+
+/// Counts what a visitor was handed without keeping it, so that measuring
+/// an amplified object never risks the memory it measures.
+#[derive(Default)]
+struct Measured {
+    records: u64,
+    content_bytes: u64,
+}
+
+impl RecordVisitor for Measured {
+    fn record(&mut self, record: &Record<'_>) {
+        self.records += 1;
+        self.content_bytes += record.content_bytes();
+    }
+
+    fn line_error(&mut self, _line: u64, _reason: &str) {}
+}
+
+#[test]
+fn output_expanding_its_input_fails_the_object_before_the_visitor_sees_more_than_the_bound() {
+    let parsers = load(Limits::default(), components::AMPLIFYING_PARSER).unwrap();
+    let input = format!("AMPLIFY\n{}\n", "x".repeat(64 << 10));
+    let choice = ParserChoice::Named(parsers.get("amplifying").unwrap().clone(), Vec::new());
+    let mut measured = Measured::default();
+    let result = parse_object(
+        &parsers,
+        &choice,
+        "object.log",
+        input.as_bytes(),
+        BatchLimits::default(),
+        &mut measured,
+        &mut ObjectSummary::default(),
+    );
+    let failure = failure(result);
+    assert_eq!(failure.kind(), "bad_output");
+    assert!(
+        failure
+            .to_string()
+            .contains("more content than its input allows"),
+        "{failure}"
+    );
+    let bound = OutputAllowance::CONTENT_PER_INPUT_BYTE * input.len() as u64
+        + OutputAllowance::BASE_CONTENT_BYTES;
+    assert!(
+        measured.content_bytes <= bound,
+        "the visitor saw {} bytes in {} records, more than the {bound} allowed",
+        measured.content_bytes,
+        measured.records
+    );
+    next_object_still_parses(&parsers, "amplifying");
+}
+
+#[test]
+fn a_flood_of_declared_fields_fails_the_object() {
+    let parsers = load(Limits::default(), components::AMPLIFYING_PARSER).unwrap();
+    let (result, _) = parse(&parsers, "amplifying", "one\nMANY_FIELDS\n");
+    let failure = failure(result);
+    assert_eq!(failure.kind(), "bad_output");
+    let message = failure.to_string();
+    assert!(
+        message.contains(&format!("at most {} fields", OutputAllowance::MAX_FIELDS)),
+        "{message}"
+    );
+    next_object_still_parses(&parsers, "amplifying");
 }
 
 #[test]

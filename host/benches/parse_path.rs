@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use s3logd::decode::{BatchLimits, Chunk, LineBatcher, decompress};
-use s3logd::parse::{Limits, LoadedParser, Parsers, Runtime, visit_rows};
+use s3logd::parse::{Limits, LoadedParser, OutputAllowance, Parsers, Runtime, visit_rows};
 use s3logd_parser_sdk::BatchParser;
 use s3logd_rows::{Decoder, Entry};
 use s3logd_test_support::env_number;
@@ -188,9 +188,10 @@ fn main() {
             let mut parser =
                 BatchParser::<s3logd_parser_alb::Alb>::open("bench", Vec::new()).unwrap();
             let mut fields = alb.info.fields.clone();
+            let mut allowance = OutputAllowance::new(&fields).unwrap();
             while let Some(Chunk::Lines(batch)) = batcher.next_chunk().unwrap() {
                 let encoded = parser.parse(batch);
-                visit_rows(&encoded, batch, &mut fields, 0, &mut json).unwrap();
+                visit_rows(&encoded, batch, &mut fields, &mut allowance, 0, &mut json).unwrap();
             }
             assert_eq!(json.records, n);
             json.bytes()

@@ -14,6 +14,7 @@ const COMPONENTS: &[(&str, &str)] = &[
     ("FUTURE_CONTRACT_PARSER", "future-contract-parser"),
     ("GARBAGE_PARSER", "garbage-parser"),
     ("WRONG_TYPE_PARSER", "wrong-type-parser"),
+    ("AMPLIFYING_PARSER", "amplifying-parser"),
     ("EXAMPLE_LOGFMT_PARSER", "s3logd-example-logfmt"),
 ];
 

@@ -14,6 +14,7 @@ use super::bindings::{ParserComponent, ParserComponentPre};
 use super::cache::{self, Wasm};
 use super::runtime::Runtime;
 use super::sandbox::{ALLOWED_IMPORTS, SandboxState, new_store};
+use super::session::OutputAllowance;
 
 /// The contract this host binds.
 pub const CONTRACT: &str = "s3logd:parser@0.1.0";
@@ -211,6 +212,7 @@ fn describe(runtime: &Runtime, pre: &Prepared) -> Result<ParserInfo> {
             info.name
         );
     }
+    OutputAllowance::new(&info.fields).map_err(anyhow::Error::msg)?;
     Ok(info)
 }
 

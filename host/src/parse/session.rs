@@ -89,6 +89,134 @@ impl<'a> Record<'a> {
             .zip(self.values.iter().copied())
             .filter(|(_, v)| !matches!(v, Value::Absent))
     }
+
+    /// What the record holds as [`OutputAllowance`] counts it: the bytes of
+    /// every string (message, values, list items), the name of every field
+    /// with a value, and 8 bytes for any other value. A sink writes at most
+    /// a small multiple of this (quotes, separators, escapes).
+    pub fn content_bytes(&self) -> u64 {
+        let msg = self.msg.map_or(0, str::len) as u64;
+        msg + self
+            .present()
+            .map(|(field, value)| field.name.len() as u64 + value_bytes(value))
+            .sum::<u64>()
+    }
+}
+
+/// What [`Record::content_bytes`] counts for a value that is not a string:
+/// about its size in the row encoding, so that a row of numbers costs what
+/// it took to send.
+const SCALAR_BYTES: u64 = 8;
+
+fn value_bytes(value: Value<'_>) -> u64 {
+    match value {
+        Value::Str(s) => s.len() as u64,
+        Value::List(items) => items.iter().map(value_bytes).sum(),
+        _ => SCALAR_BYTES,
+    }
+}
+
+/// What a session's output may still add to what the host holds and
+/// writes. A row costs a parser little (a span of the whole batch is 9
+/// bytes of encoding) while its content is written out in full for every
+/// sink, so without a bound a few hundred kilobytes of rows could make
+/// gigabytes of records; and every field declared stays in the session's
+/// table, once per sink too.
+///
+/// A session's records may hold [`Self::CONTENT_PER_INPUT_BYTE`] bytes of
+/// content ([`Record::content_bytes`]) for every byte of input it was
+/// given, plus [`Self::BASE_CONTENT_BYTES`]. What one batch leaves unspent
+/// carries over, since a parser may hold a document back until a later
+/// batch ends it, but no more than the allowance of
+/// [`Self::SAVED_INPUT_BYTES`] of input: a parser cannot save up for one
+/// huge record. A parser that goes past either bound fails its object.
+#[derive(Debug)]
+pub struct OutputAllowance {
+    /// Content the session's records may still hold.
+    content: u64,
+    /// The names of the session's fields, together.
+    field_name_bytes: usize,
+}
+
+impl OutputAllowance {
+    /// A multiple no bundled parser comes near: records repeat their
+    /// input in `_msg` and in their fields, and short lines of many fields
+    /// add their names. The samples of every bundled parser reach at most
+    /// 3.4 in a batch (CLB's short lines of 19 fields); CloudTrail's
+    /// documents 1.8.
+    pub const CONTENT_PER_INPUT_BYTE: u64 = 16;
+    /// Content that needs no input: records a parser builds itself or
+    /// reports at the end of an object.
+    pub const BASE_CONTENT_BYTES: u64 = 1 << 20;
+    /// The most input whose allowance a session may save: the default line
+    /// limit, which is also as much of a document as the SDK carries
+    /// across batches. No batch then allows more than one line of that
+    /// length does on its own.
+    pub const SAVED_INPUT_BYTES: u64 = 64 << 20;
+    /// The most fields a session's table may hold, static and declared.
+    /// Bundled parsers describe at most a hundred; the JSON ones declare a
+    /// field for each key path they meet, of which an object of AWS's JSON
+    /// logs has hundreds.
+    pub const MAX_FIELDS: usize = 10_000;
+    /// The most bytes the names of a session's fields may add up to: room
+    /// for [`Self::MAX_FIELDS`] names of a hundred bytes, longer than most
+    /// key paths of AWS's JSON logs.
+    pub const MAX_FIELD_NAME_BYTES: usize = 1 << 20;
+
+    /// The allowance of a new session whose parser describes `fields`;
+    /// an error when they already break the bounds on fields.
+    pub fn new(fields: &[Field]) -> Result<OutputAllowance, String> {
+        let mut allowance = OutputAllowance {
+            content: Self::BASE_CONTENT_BYTES,
+            field_name_bytes: 0,
+        };
+        for (count, field) in fields.iter().enumerate() {
+            allowance.admit_field(count, &field.name)?;
+        }
+        Ok(allowance)
+    }
+
+    /// Adds what a batch of `input` bytes allows.
+    fn grant(&mut self, input: usize) {
+        let most_saved =
+            Self::BASE_CONTENT_BYTES + Self::CONTENT_PER_INPUT_BYTE * Self::SAVED_INPUT_BYTES;
+        self.content = self.content.min(most_saved) + Self::CONTENT_PER_INPUT_BYTE * input as u64;
+    }
+
+    /// Takes what `record` holds out of the allowance.
+    fn spend(&mut self, record: &Record<'_>) -> Result<(), String> {
+        self.content = self
+            .content
+            .checked_sub(record.content_bytes())
+            .ok_or_else(|| {
+                format!(
+                    "line {}: the session's records hold more content than its input allows \
+                     ({} bytes for each byte of input, plus {} MiB)",
+                    record.line,
+                    Self::CONTENT_PER_INPUT_BYTE,
+                    Self::BASE_CONTENT_BYTES >> 20
+                )
+            })?;
+        Ok(())
+    }
+
+    /// Admits a field called `name` to a table of `count` fields.
+    fn admit_field(&mut self, count: usize, name: &str) -> Result<(), String> {
+        if count >= Self::MAX_FIELDS {
+            return Err(format!(
+                "a parser may have at most {} fields, static and declared",
+                Self::MAX_FIELDS
+            ));
+        }
+        self.field_name_bytes += name.len();
+        if self.field_name_bytes > Self::MAX_FIELD_NAME_BYTES {
+            return Err(format!(
+                "the names of a parser's fields may add up to at most {} MiB",
+                Self::MAX_FIELD_NAME_BYTES >> 20
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Receives what a batch produced.
@@ -127,6 +255,7 @@ pub struct ObjectSession {
     instance: ParserComponent,
     session: ResourceAny,
     fields: Vec<Field>,
+    allowance: OutputAllowance,
     deadline_ticks: u64,
     call_timeout: Duration,
     lines_before: u64,
@@ -141,6 +270,7 @@ impl ObjectSession {
         object_key: &str,
         options: &[(String, String)],
     ) -> Result<ObjectSession, ParserFailure> {
+        let allowance = OutputAllowance::new(fields).map_err(ParserFailure::BadOutput)?;
         let mut store = new_store(runtime);
         let deadline_ticks = runtime.limits.deadline_ticks();
         store.set_epoch_deadline(deadline_ticks);
@@ -158,6 +288,7 @@ impl ObjectSession {
             instance,
             session,
             fields: fields.to_vec(),
+            allowance,
             deadline_ticks,
             call_timeout,
             lines_before: 0,
@@ -182,9 +313,7 @@ impl ObjectSession {
             batch,
         );
         let result = match encoded {
-            Ok(encoded) => self
-                .decode(&encoded, batch, visitor)
-                .map_err(|e| ParserFailure::BadOutput(e.to_string())),
+            Ok(encoded) => self.decode(&encoded, batch, visitor),
             Err(e) => Err(classify(&self.store, e, self.call_timeout)),
         };
         if let Err(failure) = &result {
@@ -214,7 +343,7 @@ impl ObjectSession {
         encoded: &[u8],
         batch: &str,
         visitor: &mut impl RecordVisitor,
-    ) -> Result<BatchOutcome, DecodeError> {
+    ) -> Result<BatchOutcome, ParserFailure> {
         // What the parser reports on the empty batch that ends the object
         // belongs to the object's last line.
         let lines_before = if batch.is_empty() {
@@ -222,16 +351,25 @@ impl ObjectSession {
         } else {
             self.lines_before
         };
-        let outcome = visit_rows(encoded, batch, &mut self.fields, lines_before, visitor)?;
+        let outcome = visit_rows(
+            encoded,
+            batch,
+            &mut self.fields,
+            &mut self.allowance,
+            lines_before,
+            visitor,
+        )?;
         self.lines_before += outcome.lines;
         Ok(outcome)
     }
 }
 
 /// Hands the records of one encoded batch to `visitor`, growing `fields`
-/// by the fields the batch declares; `lines_before` numbers its lines.
-/// What a session does with a component's output, and what a native run
-/// of a parser's `BatchParser` (benchmarks) does with its own.
+/// by the fields the batch declares and spending `allowance` on both;
+/// `lines_before` numbers its lines. What a session does with a
+/// component's output, and what a native run of a parser's `BatchParser`
+/// (benchmarks) does with its own. Every error is a
+/// [`ParserFailure::BadOutput`].
 ///
 /// A row holding a value its field's declared type does not admit (see
 /// [`fits`]) is not handed on: it is an error of its line, so that sinks
@@ -240,10 +378,13 @@ pub fn visit_rows(
     encoded: &[u8],
     batch: &str,
     fields: &mut Vec<Field>,
+    allowance: &mut OutputAllowance,
     lines_before: u64,
     visitor: &mut impl RecordVisitor,
-) -> Result<BatchOutcome, DecodeError> {
-    let mut decoder = Decoder::new(encoded, batch)?;
+) -> Result<BatchOutcome, ParserFailure> {
+    let invalid = |e: DecodeError| ParserFailure::BadOutput(e.to_string());
+    allowance.grant(batch.len());
+    let mut decoder = Decoder::new(encoded, batch).map_err(invalid)?;
     let mut values = Vec::with_capacity(fields.len());
     let mut lines = LineCounter::new(batch);
     let mut outcome = BatchOutcome::default();
@@ -251,16 +392,21 @@ pub fn visit_rows(
         at,
         reason: "a row has more values than declared fields",
     };
-    while let Some(entry) = decoder.next_entry(&mut values)? {
+    while let Some(entry) = decoder.next_entry(&mut values).map_err(invalid)? {
         match entry {
-            Entry::Field { ty, name } => fields.push(Field {
-                name: name.to_string(),
-                ty,
-                description: String::new(),
-            }),
+            Entry::Field { ty, name } => {
+                allowance
+                    .admit_field(fields.len(), name)
+                    .map_err(ParserFailure::BadOutput)?;
+                fields.push(Field {
+                    name: name.to_string(),
+                    ty,
+                    description: String::new(),
+                });
+            }
             Entry::Row(row) => {
                 if values.len() > fields.len() {
-                    return Err(undeclared(encoded.len()));
+                    return Err(invalid(undeclared(encoded.len())));
                 }
                 let msg = match row.msg {
                     Value::Str(s) => Some(s),
@@ -276,13 +422,15 @@ pub fn visit_rows(
                     outcome.line_errors += 1;
                     continue;
                 }
-                visitor.record(&Record {
+                let record = Record {
                     line,
                     time: row.time,
                     msg,
                     fields,
                     values: &values,
-                });
+                };
+                allowance.spend(&record).map_err(ParserFailure::BadOutput)?;
+                visitor.record(&record);
                 outcome.records += 1;
             }
             Entry::Error { line, reason } => {
@@ -423,12 +571,14 @@ mod tests {
     #[derive(Default)]
     struct Seen {
         records: u64,
+        content_bytes: u64,
         errors: Vec<(u64, String)>,
     }
 
     impl RecordVisitor for Seen {
-        fn record(&mut self, _record: &Record<'_>) {
+        fn record(&mut self, record: &Record<'_>) {
             self.records += 1;
+            self.content_bytes += record.content_bytes();
         }
 
         fn line_error(&mut self, line: u64, reason: &str) {
@@ -454,7 +604,9 @@ mod tests {
             description: String::new(),
         }];
         let mut seen = Seen::default();
-        let outcome = visit_rows(&encoded, batch, &mut fields, 0, &mut seen).unwrap();
+        let mut allowance = OutputAllowance::new(&fields).unwrap();
+        let outcome =
+            visit_rows(&encoded, batch, &mut fields, &mut allowance, 0, &mut seen).unwrap();
         let counted = (outcome.records, outcome.line_errors, seen.records);
         match seen.errors.pop() {
             None => {
@@ -530,5 +682,185 @@ mod tests {
             }),
             Err("field \"f\" is declared integer-list but f[1] is a string".to_string())
         );
+    }
+
+    fn string_field(name: String) -> Field {
+        Field {
+            name,
+            ty: FieldType::String,
+            description: String::new(),
+        }
+    }
+
+    /// `rows` rows whose message is all of `batch`, each a line of its own.
+    fn rows_of_the_whole_batch(batch: &str, rows: usize) -> Vec<u8> {
+        let mut encoder = Encoder::new(batch);
+        for _ in 0..rows {
+            let msg = encoder.str(batch);
+            encoder.row(None, msg, &[]);
+        }
+        encoder.finish(Counters::default())
+    }
+
+    #[test]
+    fn a_record_counts_its_strings_the_names_of_its_values_and_eight_bytes_for_other_values() {
+        let batch = "a b\n";
+        let mut encoder = Encoder::new(batch);
+        let mut tags = encoder.list();
+        tags.str("xyz");
+        tags.int(1);
+        let tags = tags.finish();
+        let host = encoder.str(&batch[..1]);
+        let msg = encoder.str(&batch[..3]);
+        encoder.row(None, msg, &[host, Slot::Int(200), tags, Slot::Absent]);
+        let encoded = encoder.finish(Counters::default());
+        let mut fields: Vec<Field> = ["host", "status", "tags", "absent"]
+            .map(|name| Field {
+                ty: FieldType::Any,
+                ..string_field(name.into())
+            })
+            .into();
+        let mut allowance = OutputAllowance::new(&fields).unwrap();
+        let mut seen = Seen::default();
+        visit_rows(&encoded, batch, &mut fields, &mut allowance, 0, &mut seen).unwrap();
+        // The message, then each name with its value; the absent value
+        // counts nothing.
+        assert_eq!(seen.content_bytes, 3 + (4 + 1) + (6 + 8) + (4 + 3 + 8));
+    }
+
+    #[test]
+    fn records_may_hold_no_more_content_than_their_input_allows() {
+        let batch = format!("{}\n", "x".repeat((64 << 10) - 1));
+        let bound = OutputAllowance::CONTENT_PER_INPUT_BYTE * batch.len() as u64
+            + OutputAllowance::BASE_CONTENT_BYTES;
+        let within = (bound / batch.len() as u64) as usize;
+        let encoded = rows_of_the_whole_batch(&batch, within + 1);
+        let mut fields = Vec::new();
+        let mut allowance = OutputAllowance::new(&fields).unwrap();
+        let mut seen = Seen::default();
+        let result = visit_rows(&encoded, &batch, &mut fields, &mut allowance, 0, &mut seen);
+        let Err(ParserFailure::BadOutput(reason)) = result else {
+            panic!("expected bad output, got {result:?}")
+        };
+        assert!(
+            reason.contains("more content than its input allows"),
+            "{reason}"
+        );
+        assert_eq!(
+            seen.records, within as u64,
+            "every record within the bound arrives"
+        );
+        assert!(seen.content_bytes <= bound);
+    }
+
+    #[test]
+    fn what_one_batch_leaves_unspent_a_later_one_may_spend() {
+        // A document held back over batches: a record of two megabytes
+        // built from it, handed over on the empty batch that ends the object.
+        let held_back = format!("{}\n", "x".repeat(1 << 20));
+        let built = "y".repeat(2 * OutputAllowance::BASE_CONTENT_BYTES as usize);
+        let mut encoder = Encoder::new("");
+        let msg = encoder.str(&built);
+        encoder.row(None, msg, &[]);
+        let late_rows = encoder.finish(Counters::default());
+        let nothing = Encoder::new(&held_back).finish(Counters::default());
+
+        let mut fields = Vec::new();
+        let mut allowance = OutputAllowance::new(&fields).unwrap();
+        let mut seen = Seen::default();
+        visit_rows(
+            &nothing,
+            &held_back,
+            &mut fields,
+            &mut allowance,
+            0,
+            &mut seen,
+        )
+        .unwrap();
+        visit_rows(&late_rows, "", &mut fields, &mut allowance, 1, &mut seen).unwrap();
+        assert_eq!(seen.records, 1);
+
+        // A session that was given no input may not.
+        let mut fresh = OutputAllowance::new(&fields).unwrap();
+        let result = visit_rows(&late_rows, "", &mut fields, &mut fresh, 0, &mut seen);
+        assert!(
+            matches!(result, Err(ParserFailure::BadOutput(_))),
+            "{result:?}"
+        );
+    }
+
+    #[test]
+    fn a_session_cannot_save_more_than_the_allowance_of_its_saved_input() {
+        let mut allowance = OutputAllowance::new(&[]).unwrap();
+        let saved = OutputAllowance::BASE_CONTENT_BYTES
+            + OutputAllowance::CONTENT_PER_INPUT_BYTE * OutputAllowance::SAVED_INPUT_BYTES;
+        for _ in 0..10 {
+            allowance.grant(OutputAllowance::SAVED_INPUT_BYTES as usize);
+        }
+        allowance.grant(0);
+        assert_eq!(allowance.content, saved);
+    }
+
+    /// Visits a batch declaring a field for each of `names`.
+    fn declare(
+        names: impl Iterator<Item = String>,
+    ) -> (Result<BatchOutcome, ParserFailure>, usize) {
+        let mut encoder = Encoder::new("");
+        for name in names {
+            encoder.declare_field(FieldType::String, &name);
+        }
+        let encoded = encoder.finish(Counters::default());
+        let mut fields = vec![string_field("static".into())];
+        let mut allowance = OutputAllowance::new(&fields).unwrap();
+        let result = visit_rows(
+            &encoded,
+            "",
+            &mut fields,
+            &mut allowance,
+            0,
+            &mut Seen::default(),
+        );
+        (result, fields.len())
+    }
+
+    #[test]
+    fn a_session_has_at_most_max_fields_static_and_declared() {
+        let max = OutputAllowance::MAX_FIELDS;
+        let (result, count) = declare((1..max).map(|n| format!("f{n}")));
+        assert!(result.is_ok(), "{result:?}");
+        assert_eq!(count, max);
+
+        let (result, count) = declare((1..=max).map(|n| format!("f{n}")));
+        assert_eq!(
+            result,
+            Err(ParserFailure::BadOutput(format!(
+                "a parser may have at most {max} fields, static and declared"
+            )))
+        );
+        assert_eq!(count, max, "the field past the bound is not added");
+    }
+
+    #[test]
+    fn the_names_of_a_sessions_fields_are_bounded_together() {
+        let long = |n: usize| format!("{n:0>60000}");
+        let (result, _) = declare((0..17).map(long));
+        assert!(result.is_ok(), "{result:?}");
+        let (result, count) = declare((0..18).map(long));
+        let Err(ParserFailure::BadOutput(reason)) = result else {
+            panic!("expected bad output, got {result:?}")
+        };
+        assert!(
+            reason.contains("names of a parser's fields may add up to at most 1 MiB"),
+            "{reason}"
+        );
+        assert_eq!(count, 18, "the static field and the 17 that fit");
+    }
+
+    #[test]
+    fn a_parser_describing_too_many_fields_cannot_open_a_session() {
+        let fields: Vec<Field> = (0..=OutputAllowance::MAX_FIELDS)
+            .map(|n| string_field(format!("f{n}")))
+            .collect();
+        assert!(OutputAllowance::new(&fields).is_err());
     }
 }
