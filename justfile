@@ -1,11 +1,9 @@
 # Recipes for working on s3logd. Every recipe is plain cargo/python
 # underneath; README.md shows the commands without `just`.
 
-sample := "guest-parsers/alb/samples/123456789012_elasticloadbalancing_us-east-2_app.web-prod.50dc6c495c0c9188_20240301T1205Z_10.0.1.17_3k9x2m1q.log.gz"
-
-# Parse the bundled ALB sample with the bundled ALB parser component.
+# Import the bundled sample bucket with the bundled parser components, to stdout.
 demo:
-    cargo run --release -p s3logd -- parse {{sample}}
+    cargo run --release -p s3logd -- import --restart samples/my-log-bucket
 
 # Install what the tests need: the wasm target and moto_server in .venv.
 setup:

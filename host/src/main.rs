@@ -39,6 +39,10 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
     },
+    /// Backfill: take objects already in a bucket (or a local directory
+    /// laid out like one) through the same routing, parsers, enrichment
+    /// and sinks as `run`, selected by the time in their keys; resumable.
+    Import(commands::import::Args),
     /// Validate a configuration file and print the effective configuration
     /// (defaults and S3LOGD_* environment overrides applied, secrets
     /// masked), or every problem found.
@@ -62,6 +66,7 @@ fn main() -> ExitCode {
         Command::Parse(args) => commands::parse::run(args),
         Command::Parsers { parsers } => commands::parsers::run(&parsers),
         Command::Run { config } => commands::run::run(&config),
+        Command::Import(args) => commands::import::run(args),
         Command::CheckConfig { file } => commands::check_config::run(&file),
     };
     match result {

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod check_config;
+pub mod import;
 pub mod parse;
 pub mod parsers;
 pub mod run;

@@ -43,7 +43,7 @@ pub fn run(config_path: &Path) -> Result<ExitCode> {
     result.map(|()| ExitCode::SUCCESS)
 }
 
-fn init_logging(log: &LogConfig) {
+pub(super) fn init_logging(log: &LogConfig) {
     // The level was validated with the configuration.
     let filter = EnvFilter::try_new(&log.level).unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
@@ -65,66 +65,13 @@ async fn collect(config: Config) -> Result<()> {
             }
         }
     });
-    let metrics = Arc::new(Metrics::default());
-
-    let parsers = {
-        let limits = Limits {
-            call_timeout: Duration::from_millis(config.parsers.call_timeout_ms),
-            memory_bytes: (config.parsers.memory_limit_mib as usize) << 20,
-        };
-        let paths = config.parsers.paths.clone();
-        tokio::task::spawn_blocking(move || Parsers::load(Arc::new(Runtime::new(limits)?), &paths))
-            .await
-            .expect("loading parsers does not panic")?
-    };
-    let parsers = Arc::new(parsers);
-    tracing::info!(parsers = ?parsers.names(), "parsers loaded");
-
-    let (sdk_config, sqs, s3) = aws_clients(&config).await;
-    let dead_letter = match config
-        .dead_letter
-        .s3_url
-        .as_deref()
-        .and_then(S3Location::parse)
-    {
-        Some(location) => DeadLetter::s3(s3.clone(), location),
-        None => DeadLetter::file(&config.dead_letter.path),
-    };
-    let sinks = Arc::new(Sinks::start(
-        &config.sink,
-        &sink::Context {
-            stream_fields: config.enrich.stream_fields.clone(),
-            aws: sdk_config,
-            dead_letter,
-            cancel: shutdown.abandon().clone(),
-        },
-    )?);
-    let router = Router::new(
-        &config.routes,
-        |name| parsers.get(name).cloned(),
-        |name| sinks.position(name),
-    )?;
-    let budget = Arc::new(ByteBudget::new(config.objects.in_flight_bytes));
-    let key_regex = config
-        .enrich
-        .key_regex
-        .as_deref()
-        .map(Regex::new)
-        .transpose()?;
-    let processor = Arc::new(ObjectProcessor {
-        s3,
-        parsers,
-        router,
-        enricher: Enricher::new(key_regex),
-        allowed_buckets: config.objects.allowed_buckets.clone(),
-        limits: BatchLimits {
-            max_line_bytes: usize::try_from(config.objects.max_line_bytes).unwrap_or(usize::MAX),
-            ..BatchLimits::default()
-        },
-        sinks: sinks.clone(),
-        budget: budget.clone(),
-        metrics: metrics.clone(),
-    });
+    let Processing {
+        processor,
+        sinks,
+        budget,
+        metrics,
+        sqs,
+    } = processing(&config, &shutdown).await?;
 
     let listen: SocketAddr = config.metrics.listen.parse()?;
     let render = {
@@ -185,10 +132,92 @@ async fn collect(config: Config) -> Result<()> {
     Ok(())
 }
 
+/// What `run` and `import` share: the parsers, AWS clients, sinks and
+/// routes, and the object processor built from them.
+pub(super) struct Processing {
+    pub processor: Arc<ObjectProcessor>,
+    pub sinks: Arc<Sinks>,
+    pub budget: Arc<ByteBudget>,
+    pub metrics: Arc<Metrics>,
+    pub sqs: aws_sdk_sqs::Client,
+}
+
+/// Loads the parsers, connects to AWS and starts the sinks; their retries
+/// stop when `shutdown` abandons.
+pub(super) async fn processing(config: &Config, shutdown: &Shutdown) -> Result<Processing> {
+    let metrics = Arc::new(Metrics::default());
+
+    let parsers = {
+        let limits = Limits {
+            call_timeout: Duration::from_millis(config.parsers.call_timeout_ms),
+            memory_bytes: (config.parsers.memory_limit_mib as usize) << 20,
+        };
+        let paths = config.parsers.paths.clone();
+        tokio::task::spawn_blocking(move || Parsers::load(Arc::new(Runtime::new(limits)?), &paths))
+            .await
+            .expect("loading parsers does not panic")?
+    };
+    let parsers = Arc::new(parsers);
+    tracing::info!(parsers = ?parsers.names(), "parsers loaded");
+
+    let (sdk_config, sqs, s3) = aws_clients(config).await;
+    let dead_letter = match config
+        .dead_letter
+        .s3_url
+        .as_deref()
+        .and_then(S3Location::parse)
+    {
+        Some(location) => DeadLetter::s3(s3.clone(), location),
+        None => DeadLetter::file(&config.dead_letter.path),
+    };
+    let sinks = Arc::new(Sinks::start(
+        &config.sink,
+        &sink::Context {
+            stream_fields: config.enrich.stream_fields.clone(),
+            aws: sdk_config,
+            dead_letter,
+            cancel: shutdown.abandon().clone(),
+        },
+    )?);
+    let router = Router::new(
+        &config.routes,
+        |name| parsers.get(name).cloned(),
+        |name| sinks.position(name),
+    )?;
+    let budget = Arc::new(ByteBudget::new(config.objects.in_flight_bytes));
+    let key_regex = config
+        .enrich
+        .key_regex
+        .as_deref()
+        .map(Regex::new)
+        .transpose()?;
+    let processor = Arc::new(ObjectProcessor {
+        s3,
+        parsers,
+        router,
+        enricher: Enricher::new(key_regex),
+        allowed_buckets: config.objects.allowed_buckets.clone(),
+        limits: BatchLimits {
+            max_line_bytes: usize::try_from(config.objects.max_line_bytes).unwrap_or(usize::MAX),
+            ..BatchLimits::default()
+        },
+        sinks: sinks.clone(),
+        budget: budget.clone(),
+        metrics: metrics.clone(),
+    });
+    Ok(Processing {
+        processor,
+        sinks,
+        budget,
+        metrics,
+        sqs,
+    })
+}
+
 /// Credentials and region from aws-config's default chain; the endpoint
 /// override (S3-compatible stores, tests) also switches S3 to path-style
 /// addressing, which such stores expect.
-async fn aws_clients(
+pub(super) async fn aws_clients(
     config: &Config,
 ) -> (
     aws_config::SdkConfig,

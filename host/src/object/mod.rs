@@ -103,8 +103,20 @@ impl ObjectProcessor {
                 })
                 .unwrap_or_default(),
         });
+        let body = SyncIoBridge::new(Box::pin(response.body.into_async_read()));
+        self.process_body(object, origin, body).await
+    }
+
+    /// The rest of [`ObjectProcessor::process`] once the object is open;
+    /// also for bytes from elsewhere (`s3logd import` of a local directory).
+    pub async fn process_body(
+        self: &Arc<Self>,
+        object: &ObjectRef,
+        origin: Arc<Origin>,
+        body: impl Read + Send + 'static,
+    ) -> Result<ObjectSummary, NotStored> {
         let reader = CountingReader {
-            inner: SyncIoBridge::new(Box::pin(response.body.into_async_read())),
+            inner: body,
             metrics: self.metrics.clone(),
         };
         let this = self.clone();
@@ -183,7 +195,7 @@ impl ObjectProcessor {
 
     /// GetObject with the form-decoded key, then once more with the key as
     /// the notification spelled it when that differs and the first is
-    /// missing (a literal `+` or `%` in the key, aws-log-formats.md §6.4).
+    /// missing (a literal `+` or `%` in the key, which S3 events URL-encode).
     async fn get_object(
         &self,
         object: &ObjectRef,

@@ -1,0 +1,367 @@
+//! `s3logd import`: backfills objects already in a bucket or a local
+//! directory through the same processing as `run` (see
+//! [`s3logd::source::import`]), or announces them to the queue with
+//! `--enqueue`; prints a summary and exits non-zero if any object failed.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use sha2::{Digest, Sha256};
+use tracing_subscriber::EnvFilter;
+
+use s3logd::config::{Config, LogConfig, LogFormat};
+use s3logd::shutdown::Shutdown;
+use s3logd::source::import::checkpoint::Checkpoint;
+use s3logd::source::import::layouts::{TimeRange, format_time, parse_time};
+use s3logd::source::import::listing::Store;
+use s3logd::source::import::progress::{LogWriter, human_bytes};
+use s3logd::source::import::{Import, Source, Summary, Work};
+
+use super::run::{Processing, processing};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The TOML configuration file (sinks, routes, parsers, AWS settings);
+    /// `queue.url` is not needed. Without a file or without a
+    /// `[sink.<name>]`, records go to standard output as the file sink
+    /// writes them.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// `s3://bucket/prefix`, or a local file or directory laid out like a
+    /// bucket (keys are paths below it, or below the folder holding
+    /// `AWSLogs/`).
+    #[arg(required = true, value_name = "SOURCE")]
+    sources: Vec<String>,
+    /// Only objects whose key time (else LastModified) is at or after this:
+    /// RFC 3339 (`2024-05-01T12:00:00Z`) or a date (`2024-05-01`), UTC.
+    #[arg(long, value_name = "TIME")]
+    since: Option<String>,
+    /// Only objects whose key time is before this (excluded), same forms.
+    #[arg(long, value_name = "TIME")]
+    until: Option<String>,
+    /// Objects processed at once [default: queue.concurrency].
+    #[arg(long, value_name = "N")]
+    concurrency: Option<usize>,
+    /// The checkpoint file [default: beside the configuration, named after
+    /// the sources].
+    #[arg(long, value_name = "FILE")]
+    checkpoint: Option<PathBuf>,
+    /// Forget the checkpoint and import everything in the range again.
+    #[arg(long)]
+    restart: bool,
+    /// List what would be imported (count and bytes) without reading it.
+    #[arg(long)]
+    dry_run: bool,
+    /// Send one S3-event message per object to this SQS queue (for the
+    /// `s3logd run` collectors consuming it) instead of processing here.
+    #[arg(long, value_name = "QUEUE_URL")]
+    enqueue: Option<String>,
+}
+
+pub fn run(args: Args) -> Result<ExitCode> {
+    let range = TimeRange {
+        since: args
+            .since
+            .as_deref()
+            .map(parse_time)
+            .transpose()
+            .map_err(anyhow::Error::msg)?,
+        until: args
+            .until
+            .as_deref()
+            .map(parse_time)
+            .transpose()
+            .map_err(anyhow::Error::msg)?,
+    };
+    if let (Some(since), Some(until)) = (range.since, range.until)
+        && since >= until
+    {
+        bail!("--since must be before --until");
+    }
+    if args.concurrency == Some(0) {
+        bail!("--concurrency must be at least 1");
+    }
+    let mut config = load_config(args.config.as_deref())?;
+    let all_local = args
+        .sources
+        .iter()
+        .all(|source| !source.starts_with("s3://"));
+    if all_local && args.enqueue.is_none() && config.aws.region.is_none() {
+        // No AWS call is made: spare the region lookup (instance metadata).
+        config.aws.region = Some("us-east-1".to_owned());
+    }
+    init_logging(&config.log);
+    s3logd::memory::limit_malloc_caching();
+    let checkpoint_path = args
+        .checkpoint
+        .clone()
+        .unwrap_or_else(|| default_checkpoint(args.config.as_deref(), &args));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let result = runtime.block_on(import(config, args, range, checkpoint_path));
+    runtime.shutdown_background();
+    result
+}
+
+/// The configuration, with what `run` requires and import does not made up:
+/// a placeholder `queue.url`, and a stdout file sink when there is none.
+fn load_config(path: Option<&Path>) -> Result<Config> {
+    let text = match path {
+        Some(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?,
+        None => String::new(),
+    };
+    let text = match text.parse::<toml::Table>() {
+        Ok(mut table) => {
+            let queue = table
+                .entry("queue")
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            if let toml::Value::Table(queue) = queue
+                && !queue.contains_key("url")
+                && std::env::var_os("S3LOGD_QUEUE_URL").is_none()
+            {
+                queue.insert("url".into(), "https://queue.unused.invalid/".into());
+            }
+            if !table.contains_key("sink") {
+                let mut stdout = toml::Table::new();
+                stdout.insert("type".into(), "file".into());
+                stdout.insert("path".into(), "-".into());
+                stdout.insert("fsync".into(), false.into());
+                stdout.insert("batch_max_age_ms".into(), 100.into());
+                let mut sinks = toml::Table::new();
+                sinks.insert("stdout".into(), stdout.into());
+                table.insert("sink".into(), sinks.into());
+            }
+            toml::to_string(&table).expect("a TOML table serializes")
+        }
+        // Reported with its position by the configuration's own parser.
+        Err(_) => text,
+    };
+    let env = std::env::vars_os()
+        .filter_map(|(name, value)| Some((name.into_string().ok()?, value.into_string().ok()?)));
+    let name = path.map_or_else(|| "(defaults)".to_owned(), |p| p.display().to_string());
+    Config::parse(&text, env).map_err(|errors| anyhow::anyhow!("{name}:\n{errors}"))
+}
+
+fn init_logging(log: &LogConfig) {
+    let filter = EnvFilter::try_new(&log.level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(LogWriter);
+    match log.format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+/// Beside the configuration, else in the user's state directory
+/// (`$XDG_STATE_HOME/s3logd`, `~/.local/state/s3logd`), else in the working
+/// directory; named after the sources and the queue, so that another
+/// import does not share it.
+fn default_checkpoint(config: Option<&Path>, args: &Args) -> PathBuf {
+    let mut hash = Sha256::new();
+    for source in &args.sources {
+        hash.update(source.as_bytes());
+        hash.update(b"\n");
+    }
+    if let Some(queue) = &args.enqueue {
+        hash.update(b"enqueue ");
+        hash.update(queue.as_bytes());
+    }
+    let digest = hex::encode(&hash.finalize()[..8]);
+    match config {
+        Some(config) => {
+            let stem = config
+                .file_stem()
+                .map_or_else(|| "s3logd".into(), |s| s.to_string_lossy().into_owned());
+            config.with_file_name(format!("{stem}.import-{digest}.checkpoint"))
+        }
+        None => {
+            let name = format!("import-{digest}.checkpoint");
+            let state = std::env::var_os("XDG_STATE_HOME")
+                .map(PathBuf::from)
+                .filter(|dir| dir.is_absolute())
+                .or_else(|| {
+                    std::env::var_os("HOME").map(|home| Path::new(&home).join(".local/state"))
+                });
+            match state {
+                Some(state) => state.join("s3logd").join(name),
+                None => PathBuf::from(format!("s3logd-{name}")),
+            }
+        }
+    }
+}
+
+async fn import(
+    config: Config,
+    args: Args,
+    range: TimeRange,
+    checkpoint_path: PathBuf,
+) -> Result<ExitCode> {
+    let shutdown = Shutdown::default();
+    tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move {
+            if let Err(error) = shutdown.watch_signals().await {
+                tracing::error!(%error, "cannot watch for SIGTERM/SIGINT");
+            }
+        }
+    });
+    let Processing {
+        processor,
+        metrics,
+        sqs,
+        ..
+    } = processing(&config, &shutdown).await?;
+    let sources = args
+        .sources
+        .iter()
+        .map(|text| Source::parse(text, &processor.s3))
+        .collect::<Result<Vec<_>, String>>()
+        .map_err(anyhow::Error::msg)?;
+    if args.enqueue.is_some()
+        && let Some(local) = sources
+            .iter()
+            .find(|s| matches!(s.store, Store::Local { .. }))
+    {
+        bail!(
+            "--enqueue announces S3 objects; {} is a local path",
+            local.describe()
+        );
+    }
+    let checkpoint = Checkpoint::open(&checkpoint_path, args.restart, args.dry_run)
+        .with_context(|| format!("checkpoint {}", checkpoint_path.display()))?;
+    tracing::info!(
+        checkpoint = %checkpoint_path.display(),
+        done_before = checkpoint.done_count(),
+        since = range.since.map(format_time).unwrap_or_default(),
+        until = range.until.map(format_time).unwrap_or_default(),
+        "import starting"
+    );
+    let region = processor
+        .s3
+        .config()
+        .region()
+        .map_or_else(|| "us-east-1".to_owned(), |r| r.to_string());
+    let work = match (&args.enqueue, args.dry_run) {
+        (_, true) => Work::DryRun,
+        (Some(queue_url), false) => Work::Enqueue {
+            sqs,
+            queue_url: queue_url.clone(),
+            region,
+        },
+        (None, false) => Work::Process(processor.clone()),
+    };
+    let terminal = std::io::stderr().is_terminal() && config.log.format == LogFormat::Text;
+    let summary = Import {
+        sources,
+        range,
+        concurrency: args
+            .concurrency
+            .unwrap_or(config.queue.concurrency as usize),
+        work,
+        checkpoint,
+        shutdown,
+        grace_period: Duration::from_secs(config.shutdown.grace_period_secs),
+        metrics: Arc::clone(&metrics),
+        progress_bar: terminal,
+        progress_interval: Duration::from_secs(5),
+    }
+    .run()
+    .await;
+    print_summary(&summary, &args, &checkpoint_path);
+    let code = if !summary.failed.is_empty() || !summary.listing_errors.is_empty() {
+        1
+    } else if summary.interrupted {
+        130
+    } else {
+        0
+    };
+    Ok(ExitCode::from(code))
+}
+
+fn print_summary(summary: &Summary, args: &Args, checkpoint: &Path) {
+    let seconds = summary.elapsed.as_secs_f64();
+    if args.dry_run {
+        eprintln!(
+            "s3logd import --dry-run: would import {} objects ({} bytes, {}); {} already done; {} list requests",
+            summary.to_do,
+            summary.to_do_bytes,
+            human_bytes(summary.to_do_bytes),
+            summary.skipped,
+            summary.list_requests,
+        );
+        return;
+    }
+    let verb = if args.enqueue.is_some() {
+        "enqueued"
+    } else {
+        "imported"
+    };
+    let state = if summary.interrupted {
+        "interrupted"
+    } else {
+        "finished"
+    };
+    eprintln!("s3logd import {state} in {seconds:.1}s");
+    eprintln!(
+        "  objects  {} {verb}, {} failed, {} already done (of {} listed in range)",
+        summary.done,
+        summary.failed.len(),
+        summary.skipped,
+        summary.to_do + summary.skipped,
+    );
+    eprintln!(
+        "  bytes    {} ({})",
+        summary.bytes,
+        human_bytes(summary.bytes)
+    );
+    if args.enqueue.is_none() {
+        eprintln!(
+            "  lines    {} ({:.0}/s), {} not parsed",
+            summary.lines,
+            summary.lines as f64 / seconds.max(0.001),
+            summary.line_errors
+        );
+        eprintln!("  records  {}", summary.records);
+    }
+    eprintln!(
+        "  listing  {} requests, {} objects outside the range",
+        summary.list_requests, summary.outside_range
+    );
+    eprintln!(
+        "  rate     {:.1} objects/s",
+        summary.done as f64 / seconds.max(0.001)
+    );
+    for error in &summary.listing_errors {
+        eprintln!("  listing error: {error}");
+    }
+    if summary.done == 0 && summary.skipped > 0 {
+        eprintln!(
+            "every object in range was imported before (checkpoint {}); --restart imports them again",
+            checkpoint.display()
+        );
+    }
+    if !summary.failed.is_empty() {
+        eprintln!("failed objects (kept in the checkpoint; rerun to retry):");
+        for (id, reason) in &summary.failed {
+            eprintln!("  {id}: {reason}");
+        }
+    }
+    if !summary.failed_before.is_empty() {
+        eprintln!(
+            "{} objects failed in an earlier run and were not listed again",
+            summary.failed_before.len()
+        );
+    }
+    if summary.interrupted {
+        eprintln!("rerun the same command to continue");
+    }
+    eprintln!("checkpoint: {}", checkpoint.display());
+}
