@@ -69,7 +69,7 @@ impl RecordVisitor for Counting {
     fn record(&mut self, _record: &Record<'_>) {
         self.records += 1;
     }
-    fn line_error(&mut self, line: u64, reason: &str) {
+    fn line_error(&mut self, line: u64, _text: &str, reason: &str) {
         self.errors.push((line, reason.to_string()));
     }
 }
@@ -223,7 +223,7 @@ impl RecordVisitor for Comparing {
         self.0
             .push((record.time, record.msg.map(str::to_string), fields));
     }
-    fn line_error(&mut self, line: u64, reason: &str) {
+    fn line_error(&mut self, line: u64, _text: &str, reason: &str) {
         panic!("line {line}: {reason}");
     }
 }

@@ -108,3 +108,97 @@ url = "http://127.0.0.1:9428"
     assert!(!output.status.success(), "mistyped value accepted:\n{text}");
     assert!(text.contains("queue.concurrency"), "{text}");
 }
+
+#[test]
+fn prints_neither_header_values_nor_credentials_in_a_url() {
+    let config = write_config(
+        r#"
+[queue]
+url = "https://sqs.us-east-1.amazonaws.com/123456789012/logs"
+
+[sink.victorialogs]
+url = "http://user:pa55@host:9428"
+headers = { Authorization = "ApiKey s3cr3t" }
+"#,
+    );
+    let output = check_config(config.path());
+    let text = printed(&output);
+    assert!(output.status.success(), "refused:\n{text}");
+    assert!(text.contains("host:9428"), "the URL is shown:\n{text}");
+    for secret in ["s3cr3t", "pa55", "user:"] {
+        assert!(!text.contains(secret), "{secret} printed:\n{text}");
+    }
+}
+
+#[test]
+fn a_refused_url_is_named_without_its_credentials() {
+    for url in [
+        "ftp://user:pa55@host:9428",
+        "http://user:pa55@ho st:9428",
+        "user:pa55@host:9428",
+    ] {
+        let config = write_config(&format!(
+            r#"
+[queue]
+url = "https://sqs.us-east-1.amazonaws.com/123456789012/logs"
+
+[sink.victorialogs]
+url = "{url}"
+"#
+        ));
+        let output = check_config(config.path());
+        let text = printed(&output);
+        assert!(!output.status.success(), "{url} accepted:\n{text}");
+        assert!(text.contains("sink.victorialogs.url"), "{text}");
+        assert!(!text.contains("pa55"), "password printed:\n{text}");
+    }
+}
+
+#[test]
+fn refuses_settings_that_would_hang_or_crash_the_collector() {
+    let config = write_config(
+        r#"
+[queue]
+url = "https://sqs.us-east-1.amazonaws.com/123456789012/logs"
+concurrency = 100000
+
+[objects]
+max_line_bytes = 9223372036854775807
+
+[sink.victorialogs]
+url = "http://127.0.0.1:9428"
+"#,
+    );
+    let output = check_config(config.path());
+    let text = printed(&output);
+    assert!(!output.status.success(), "accepted:\n{text}");
+    for key in ["queue.concurrency", "objects.max_line_bytes"] {
+        assert!(
+            text.contains(&format!("{key}: ")),
+            "{key} not named:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn refuses_a_line_limit_the_in_flight_budget_cannot_hold() {
+    let config = write_config(
+        r#"
+[queue]
+url = "https://sqs.us-east-1.amazonaws.com/123456789012/logs"
+
+[objects]
+max_line_bytes = 134217728
+
+[sink.victorialogs]
+url = "http://127.0.0.1:9428"
+"#,
+    );
+    let output = check_config(config.path());
+    let text = printed(&output);
+    assert!(!output.status.success(), "accepted:\n{text}");
+    assert!(
+        text.contains("objects.max_line_bytes: ") && text.contains("objects.in_flight_bytes"),
+        "{text}"
+    );
+}

@@ -210,7 +210,7 @@ impl RecordVisitor for Collect<'_> {
         }
     }
 
-    fn line_error(&mut self, _line: u64, _reason: &str) {
+    fn line_error(&mut self, _line: u64, _text: &str, _reason: &str) {
         self.errors += 1;
     }
 }

@@ -36,7 +36,7 @@ impl RecordVisitor for Collected {
         self.lines.push(record.msg.unwrap_or_default().to_string());
     }
 
-    fn line_error(&mut self, line: u64, reason: &str) {
+    fn line_error(&mut self, line: u64, _text: &str, reason: &str) {
         self.errors.push((line, reason.to_string()));
     }
 }
@@ -154,7 +154,7 @@ impl RecordVisitor for Measured {
         self.content_bytes += record.content_bytes();
     }
 
-    fn line_error(&mut self, _line: u64, _reason: &str) {}
+    fn line_error(&mut self, _line: u64, _text: &str, _reason: &str) {}
 }
 
 #[test]

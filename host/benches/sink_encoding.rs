@@ -44,7 +44,7 @@ impl RecordVisitor for JsonLines {
         self.writer.write(record, &mut self.out);
     }
 
-    fn line_error(&mut self, line: u64, reason: &str) {
+    fn line_error(&mut self, line: u64, _text: &str, reason: &str) {
         panic!("line {line} of generated ALB lines failed: {reason}");
     }
 }
@@ -63,7 +63,7 @@ impl RecordVisitor for Encode {
         self.index += 1;
     }
 
-    fn line_error(&mut self, line: u64, reason: &str) {
+    fn line_error(&mut self, line: u64, _text: &str, reason: &str) {
         panic!("line {line} of generated ALB lines failed: {reason}");
     }
 }

@@ -43,6 +43,9 @@ enum Command {
     /// laid out like one) through the same routing, parsers, enrichment
     /// and sinks as `run`, selected by the time in their keys; resumable.
     Import(commands::import::Args),
+    /// Accept TCP connections and store the JSON objects clients send (one
+    /// per line or concatenated) in the sinks, as s3logger did.
+    Listen(commands::listen::Args),
     /// Validate a configuration file and print the effective configuration
     /// (defaults and S3LOGD_* environment overrides applied, secrets
     /// masked), or every problem found.
@@ -67,6 +70,7 @@ fn main() -> ExitCode {
         Command::Parsers { parsers } => commands::parsers::run(&parsers),
         Command::Run { config } => commands::run::run(&config),
         Command::Import(args) => commands::import::run(args),
+        Command::Listen(args) => commands::listen::run(args),
         Command::CheckConfig { file } => commands::check_config::run(&file),
     };
     match result {

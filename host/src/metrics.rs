@@ -36,10 +36,12 @@ pub enum FailureReason {
     Refused,
     Sink,
     BucketNotAllowed,
+    /// A bug in s3logd panicked while the object was worked on.
+    Panic,
 }
 
 impl FailureReason {
-    const ALL: [FailureReason; 10] = [
+    const ALL: [FailureReason; 11] = [
         FailureReason::Read,
         FailureReason::NoParser,
         FailureReason::Trap,
@@ -50,6 +52,7 @@ impl FailureReason {
         FailureReason::Refused,
         FailureReason::Sink,
         FailureReason::BucketNotAllowed,
+        FailureReason::Panic,
     ];
 
     pub fn label(self) -> &'static str {
@@ -64,6 +67,7 @@ impl FailureReason {
             FailureReason::Refused => "refused",
             FailureReason::Sink => "sink",
             FailureReason::BucketNotAllowed => "bucket_not_allowed",
+            FailureReason::Panic => "panic",
         }
     }
 
@@ -107,6 +111,17 @@ pub struct SinkCounters {
     pub records: u64,
     pub dead_lettered: u64,
     pub bytes: u64,
+    /// An S3 archive sink's spool and uploads.
+    pub archive: Option<ArchiveCounters>,
+}
+
+/// The spool and uploads of an S3 archive sink.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ArchiveCounters {
+    pub spool_bytes: u64,
+    pub spool_files: u64,
+    pub uploads: u64,
+    pub upload_failures: u64,
 }
 
 #[derive(Default)]
@@ -264,6 +279,45 @@ impl Metrics {
                 let _ = writeln!(out, "{name}{{sink=\"{sink}\"}} {}", read(counters));
             }
         }
+        type ReadArchive = fn(&ArchiveCounters) -> u64;
+        let per_archive: [(&str, &str, &str, ReadArchive); 4] = [
+            (
+                "sink_spool_bytes",
+                "gauge",
+                "Bytes in an S3 archive sink's spool, waiting for upload or being written.",
+                |c| c.spool_bytes,
+            ),
+            (
+                "sink_spool_files",
+                "gauge",
+                "Files in an S3 archive sink's spool.",
+                |c| c.spool_files,
+            ),
+            (
+                "sink_uploads_total",
+                "counter",
+                "Files an S3 archive sink uploaded.",
+                |c| c.uploads,
+            ),
+            (
+                "sink_upload_failures_total",
+                "counter",
+                "Uploads of an S3 archive sink that failed (the file stays and is tried again).",
+                |c| c.upload_failures,
+            ),
+        ];
+        if sinks.iter().any(|(_, counters)| counters.archive.is_some()) {
+            for (name, kind, help, read) in per_archive {
+                let name = format!("s3logd_{name}");
+                let _ = writeln!(out, "# HELP {name} {help}");
+                let _ = writeln!(out, "# TYPE {name} {kind}");
+                for (sink, counters) in sinks {
+                    if let Some(archive) = &counters.archive {
+                        let _ = writeln!(out, "{name}{{sink=\"{sink}\"}} {}", read(archive));
+                    }
+                }
+            }
+        }
         let name = "s3logd_objects_failed_total";
         let _ = writeln!(out, "# HELP {name} Objects that failed, by reason.");
         let _ = writeln!(out, "# TYPE {name} counter");
@@ -288,7 +342,7 @@ impl Metrics {
             ),
             (
                 "bytes_in_flight",
-                "Encoded record bytes handed to the sink and not yet acknowledged.",
+                "Bytes of objects.in_flight_bytes in use: encoded records not yet acknowledged and long lines in work.",
                 bytes_in_flight,
             ),
         ];
@@ -403,6 +457,7 @@ mod tests {
             records: 40,
             dead_lettered: 3,
             bytes: 4000,
+            archive: None,
         };
         let text = metrics.render(1234, &[("vl", sink), ("es-main", SinkCounters::default())]);
         assert_eq!(sample(&text, "s3logd_messages_received_total"), Some(3));
@@ -441,6 +496,51 @@ mod tests {
         );
         assert!(text.contains("# TYPE s3logd_bytes_in_flight gauge"));
         assert!(text.contains("# TYPE s3logd_heartbeats_total counter"));
+    }
+
+    #[test]
+    fn archive_sinks_show_their_spool_and_uploads() {
+        let archive = SinkCounters {
+            archive: Some(ArchiveCounters {
+                spool_bytes: 2048,
+                spool_files: 2,
+                uploads: 5,
+                upload_failures: 1,
+            }),
+            ..SinkCounters::default()
+        };
+        let text =
+            Metrics::default().render(0, &[("vl", SinkCounters::default()), ("s3", archive)]);
+        assert_eq!(
+            sample(&text, "s3logd_sink_spool_bytes{sink=\"s3\"}"),
+            Some(2048)
+        );
+        assert_eq!(
+            sample(&text, "s3logd_sink_spool_files{sink=\"s3\"}"),
+            Some(2)
+        );
+        assert_eq!(
+            sample(&text, "s3logd_sink_uploads_total{sink=\"s3\"}"),
+            Some(5)
+        );
+        assert_eq!(
+            sample(&text, "s3logd_sink_upload_failures_total{sink=\"s3\"}"),
+            Some(1)
+        );
+        assert!(text.contains("# TYPE s3logd_sink_spool_bytes gauge"));
+        assert!(!text.contains("s3logd_sink_spool_bytes{sink=\"vl\"}"));
+        let readme = include_str!("../../README.md");
+        for name in [
+            "s3logd_sink_spool_bytes",
+            "s3logd_sink_spool_files",
+            "s3logd_sink_uploads_total",
+            "s3logd_sink_upload_failures_total",
+        ] {
+            assert!(
+                readme.contains(&format!("`{name}")),
+                "README.md does not list {name}"
+            );
+        }
     }
 
     #[test]

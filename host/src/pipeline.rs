@@ -9,7 +9,7 @@ use std::fmt;
 use std::io::Read;
 use std::sync::Arc;
 
-use crate::decode::{BatchLimits, Chunk, Compression, LineBatcher, decompress};
+use crate::decode::{BatchLimits, Chunk, Compression, LineBatcher, LineMemory, decompress};
 use crate::parse::{
     BatchOutcome, LoadedParser, ObjectSession, ParserFailure, Parsers, RecordVisitor,
 };
@@ -31,7 +31,8 @@ pub struct ObjectSummary {
     pub bytes: u64,
     pub batches: u64,
     pub outcome: BatchOutcome,
-    /// Lines over the line limit, dropped and counted as line errors.
+    /// Lines over the line limit, dropped but for their head and counted
+    /// as line errors.
     pub too_long_lines: u64,
     pub invalid_utf8_lines: u64,
 }
@@ -78,6 +79,13 @@ impl ObjectError {
     }
 }
 
+/// How an object's lines are batched, and where what the batcher holds
+/// beyond a batch is counted.
+pub struct Batching<M> {
+    pub limits: BatchLimits,
+    pub memory: M,
+}
+
 /// Parses one object from `reader`. `summary` is filled as it goes, so a
 /// caller sees how far a failed object got.
 pub fn parse_object(
@@ -89,6 +97,24 @@ pub fn parse_object(
     visitor: &mut impl RecordVisitor,
     summary: &mut ObjectSummary,
 ) -> Result<(), ObjectError> {
+    let batching = Batching { limits, memory: () };
+    parse_object_counted(
+        parsers, choice, object_key, reader, batching, visitor, summary,
+    )
+}
+
+/// [`parse_object`] with the line buffers beyond a batch counted in
+/// `batching.memory`.
+pub fn parse_object_counted(
+    parsers: &Parsers,
+    choice: &ParserChoice,
+    object_key: &str,
+    reader: impl Read,
+    batching: Batching<impl LineMemory>,
+    visitor: &mut impl RecordVisitor,
+    summary: &mut ObjectSummary,
+) -> Result<(), ObjectError> {
+    let limits = batching.limits;
     // Named from the start, so that an object that fails before its first
     // line (a gzip cut short) is still reported with the parser asked for.
     if let ParserChoice::Named(parser, _) = choice {
@@ -96,7 +122,7 @@ pub fn parse_object(
     }
     let (compression, decompressed) = decompress(reader).map_err(ObjectError::Read)?;
     summary.compression = Some(compression);
-    let mut batcher = LineBatcher::new(decompressed, limits);
+    let mut batcher = LineBatcher::counted(decompressed, limits, batching.memory);
     let mut session: Option<ObjectSession> = None;
     let result = loop {
         let chunk = match batcher.next_chunk() {
@@ -109,7 +135,7 @@ pub fn parse_object(
             None => {
                 let head = match &chunk {
                     Chunk::Lines(text) => *text,
-                    Chunk::TooLong(_) => "",
+                    Chunk::TooLong { .. } => "",
                 };
                 let (parser, options) = match choice {
                     ParserChoice::Named(parser, options) => (parser, options.as_slice()),
@@ -156,13 +182,14 @@ pub fn parse_object(
                     });
                 }
             },
-            Chunk::TooLong(len) => {
+            Chunk::TooLong { len, head } => {
                 let line = session.skip_line();
                 summary.too_long_lines += 1;
                 summary.outcome.lines += 1;
                 summary.outcome.line_errors += 1;
                 visitor.line_error(
                     line,
+                    head,
                     &format!(
                         "line of {len} bytes is longer than the limit of {} bytes",
                         limits.max_line_bytes

@@ -21,7 +21,7 @@ impl RecordVisitor for Count {
         self.0 += 1;
     }
 
-    fn line_error(&mut self, line: u64, reason: &str) {
+    fn line_error(&mut self, line: u64, _text: &str, reason: &str) {
         bad_line(line, reason)
     }
 }
@@ -66,7 +66,7 @@ impl RecordVisitor for Json {
         }
     }
 
-    fn line_error(&mut self, line: u64, reason: &str) {
+    fn line_error(&mut self, line: u64, _text: &str, reason: &str) {
         bad_line(line, reason)
     }
 }

@@ -85,7 +85,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if args.concurrency == Some(0) {
         bail!("--concurrency must be at least 1");
     }
-    let mut config = load_config(args.config.as_deref())?;
+    let mut config = load_config(args.config.as_deref(), args.concurrency)?;
     let all_local = args
         .sources
         .iter()
@@ -102,6 +102,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         .unwrap_or_else(|| default_checkpoint(args.config.as_deref(), &args));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .max_blocking_threads(config.blocking_threads())
         .build()
         .context("starting the async runtime")?;
     let result = runtime.block_on(import(config, args, range, checkpoint_path));
@@ -111,7 +112,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
 
 /// The configuration, with what `run` requires and import does not made up:
 /// a placeholder `queue.url`, and a stdout file sink when there is none.
-fn load_config(path: Option<&Path>) -> Result<Config> {
+/// `--concurrency` stands in for `queue.concurrency`, so that the budget's
+/// shares and its checks are made for as many objects as are in work.
+fn load_config(path: Option<&Path>, concurrency: Option<usize>) -> Result<Config> {
     let text = match path {
         Some(path) => std::fs::read_to_string(path)
             .with_context(|| format!("cannot read {}", path.display()))?,
@@ -122,11 +125,15 @@ fn load_config(path: Option<&Path>) -> Result<Config> {
             let queue = table
                 .entry("queue")
                 .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-            if let toml::Value::Table(queue) = queue
+            if let toml::Value::Table(queue) = &mut *queue
                 && !queue.contains_key("url")
                 && std::env::var_os("S3LOGD_QUEUE_URL").is_none()
             {
                 queue.insert("url".into(), "https://queue.unused.invalid/".into());
+            }
+            if let (toml::Value::Table(queue), Some(concurrency)) = (queue, concurrency) {
+                let concurrency = i64::try_from(concurrency).unwrap_or(i64::MAX);
+                queue.insert("concurrency".into(), concurrency.into());
             }
             if !table.contains_key("sink") {
                 let mut stdout = toml::Table::new();
@@ -262,9 +269,7 @@ async fn import(
     let summary = Import {
         sources,
         range,
-        concurrency: args
-            .concurrency
-            .unwrap_or(config.queue.concurrency as usize),
+        concurrency: config.queue.concurrency as usize,
         work,
         checkpoint,
         shutdown,

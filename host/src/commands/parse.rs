@@ -228,7 +228,7 @@ impl<W: Write> RecordVisitor for Output<W> {
         }
     }
 
-    fn line_error(&mut self, line: u64, reason: &str) {
+    fn line_error(&mut self, line: u64, _text: &str, reason: &str) {
         self.errors += 1;
         if self.errors <= self.max_errors_shown {
             eprintln!("{}:{line}: {reason}", self.name);

@@ -34,6 +34,7 @@ pub fn run(config_path: &Path) -> Result<ExitCode> {
     init_logging(&config.log);
     s3logd::memory::limit_malloc_caching();
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .max_blocking_threads(config.blocking_threads())
         .enable_all()
         .build()
         .context("starting the async runtime")?;
@@ -77,27 +78,7 @@ async fn collect(config: Config) -> Result<()> {
     let render = {
         let metrics = metrics.clone();
         let budget = budget.clone();
-        move || {
-            let counters: Vec<(&str, SinkCounters)> = sinks
-                .all()
-                .iter()
-                .map(|sink| {
-                    let stats = sink.handle.stats();
-                    let read =
-                        |counter: &std::sync::atomic::AtomicU64| counter.load(Ordering::Relaxed);
-                    let counters = SinkCounters {
-                        requests: read(&stats.requests),
-                        retries: read(&stats.retries),
-                        failures: read(&stats.failures),
-                        records: read(&stats.records_sent),
-                        dead_lettered: read(&stats.records_dead_lettered),
-                        bytes: read(&stats.bytes_sent),
-                    };
-                    (sink.name.as_str(), counters)
-                })
-                .collect();
-            metrics.render(budget.used(), &counters)
-        }
+        move || render_metrics(&metrics, budget.used(), &sinks)
     };
     let server_stop = tokio_util::sync::CancellationToken::new();
     let server = tokio::spawn(s3logd::metrics::serve(
@@ -160,6 +141,78 @@ pub(super) async fn processing(config: &Config, shutdown: &Shutdown) -> Result<P
     let parsers = Arc::new(parsers);
     tracing::info!(parsers = ?parsers.names(), "parsers loaded");
 
+    let (sinks, sqs, s3) = start_sinks(config, shutdown).await?;
+    let router = Router::new(
+        &config.routes,
+        |name| parsers.get(name).cloned(),
+        |name| sinks.position(name),
+    )?;
+    let budget = Arc::new(ByteBudget::new(
+        config.objects.in_flight_bytes,
+        config.queue.concurrency,
+    ));
+    let key_regex = config
+        .enrich
+        .key_regex
+        .as_deref()
+        .map(Regex::new)
+        .transpose()?;
+    let processor = Arc::new(ObjectProcessor {
+        s3,
+        parsers,
+        router,
+        enricher: Enricher::new(key_regex),
+        allowed_buckets: config.objects.allowed_buckets.clone(),
+        limits: BatchLimits {
+            max_line_bytes: usize::try_from(config.objects.max_line_bytes).unwrap_or(usize::MAX),
+            // At most 1 MiB, validated.
+            failed_line_bytes: config.dead_letter.max_line_bytes as usize,
+            ..BatchLimits::default()
+        },
+        sinks: sinks.clone(),
+        budget: budget.clone(),
+        metrics: metrics.clone(),
+    });
+    Ok(Processing {
+        processor,
+        sinks,
+        budget,
+        metrics,
+        sqs,
+    })
+}
+
+/// The `/metrics` body: the collector's metrics and every sink's counters;
+/// `listen` shows its own after them.
+pub(super) fn render_metrics(metrics: &Metrics, bytes_in_flight: u64, sinks: &Sinks) -> String {
+    let counters: Vec<(&str, SinkCounters)> = sinks
+        .all()
+        .iter()
+        .map(|sink| {
+            let stats = sink.handle.stats();
+            let read = |counter: &std::sync::atomic::AtomicU64| counter.load(Ordering::Relaxed);
+            let counters = SinkCounters {
+                requests: read(&stats.requests),
+                retries: read(&stats.retries),
+                failures: read(&stats.failures),
+                records: read(&stats.records_sent),
+                dead_lettered: read(&stats.records_dead_lettered),
+                bytes: read(&stats.bytes_sent),
+                archive: sink.archive.as_ref().map(|archive| archive.counters()),
+            };
+            (sink.name.as_str(), counters)
+        })
+        .collect();
+    metrics.render(bytes_in_flight, &counters)
+}
+
+/// Connects to AWS and starts the sinks (and their dead-letter output);
+/// their retries stop when `shutdown` abandons. `processing` builds on it,
+/// `listen` needs only this.
+pub(super) async fn start_sinks(
+    config: &Config,
+    shutdown: &Shutdown,
+) -> Result<(Arc<Sinks>, aws_sdk_sqs::Client, aws_sdk_s3::Client)> {
     let (sdk_config, sqs, s3) = aws_clients(config).await;
     let dead_letter = match config
         .dead_letter
@@ -179,39 +232,7 @@ pub(super) async fn processing(config: &Config, shutdown: &Shutdown) -> Result<P
             cancel: shutdown.abandon().clone(),
         },
     )?);
-    let router = Router::new(
-        &config.routes,
-        |name| parsers.get(name).cloned(),
-        |name| sinks.position(name),
-    )?;
-    let budget = Arc::new(ByteBudget::new(config.objects.in_flight_bytes));
-    let key_regex = config
-        .enrich
-        .key_regex
-        .as_deref()
-        .map(Regex::new)
-        .transpose()?;
-    let processor = Arc::new(ObjectProcessor {
-        s3,
-        parsers,
-        router,
-        enricher: Enricher::new(key_regex),
-        allowed_buckets: config.objects.allowed_buckets.clone(),
-        limits: BatchLimits {
-            max_line_bytes: usize::try_from(config.objects.max_line_bytes).unwrap_or(usize::MAX),
-            ..BatchLimits::default()
-        },
-        sinks: sinks.clone(),
-        budget: budget.clone(),
-        metrics: metrics.clone(),
-    });
-    Ok(Processing {
-        processor,
-        sinks,
-        budget,
-        metrics,
-        sqs,
-    })
+    Ok((sinks, sqs, s3))
 }
 
 /// Credentials and region from aws-config's default chain; the endpoint

@@ -2,23 +2,25 @@
 //! key), with `S3LOGD_<SECTION>_<KEY>` environment overrides and validation
 //! that reports every problem at once, each with its key path.
 
+pub mod listen;
 mod schema;
 pub mod sink;
 mod validate;
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use toml::{Table, Value};
 
 use schema::Shape;
 pub use sink::{
     BatchConfig, BulkAction, CloudWatchLogsConfig, CloudWatchLogsOptions, CloudWatchMessage,
     Compression, ElasticsearchAuth, ElasticsearchConfig, ElasticsearchOptions, FileConfig,
-    FileOptions, HttpConfig, LokiConfig, LokiLine, LokiOptions, SinkConfig, VictoriaLogsConfig,
-    VictoriaLogsOptions,
+    FileOptions, HttpConfig, LokiConfig, LokiLine, LokiOptions, S3ArchiveConfig, S3ArchiveOptions,
+    SinkConfig, VictoriaLogsConfig, VictoriaLogsOptions,
 };
 
 const MIB: u64 = 1024 * 1024;
@@ -41,6 +43,8 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub log: LogConfig,
     pub shutdown: ShutdownConfig,
+    /// `s3logd listen`: JSON objects over TCP.
+    pub listen: listen::ListenConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -141,6 +145,7 @@ impl Default for EnrichConfig {
 pub struct ParsersConfig {
     /// Custom parser components: `.wasm` files or directories of them.
     pub paths: Vec<PathBuf>,
+    /// Wall-clock time one parser call may take (see [`crate::parse::Limits`]).
     pub call_timeout_ms: u64,
     pub memory_limit_mib: u64,
 }
@@ -149,15 +154,17 @@ impl Default for ParsersConfig {
     fn default() -> Self {
         ParsersConfig {
             paths: Vec::new(),
-            call_timeout_ms: 10_000,
+            call_timeout_ms: 30_000,
             memory_limit_mib: 256,
         }
     }
 }
 
 /// Where records go that a store refused for good (a mapping error, a
-/// record too large or too old): written there with where they came from
-/// and why, they count as accounted for and their message can be deleted.
+/// record too large or too old), and lines no record came from (line
+/// errors, lines over `objects.max_line_bytes`): written there with where
+/// they came from and why, they count as accounted for and their message
+/// can be deleted.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DeadLetterConfig {
@@ -167,6 +174,9 @@ pub struct DeadLetterConfig {
     /// Instead of the file: one gzipped JSON-lines object per write under
     /// this `s3://bucket/prefix/`.
     pub s3_url: Option<String>,
+    /// How much of a line that gave no record is written: a line can be as
+    /// long as `objects.max_line_bytes`, and its start is what tells why.
+    pub max_line_bytes: u64,
 }
 
 impl Default for DeadLetterConfig {
@@ -174,6 +184,7 @@ impl Default for DeadLetterConfig {
         DeadLetterConfig {
             path: PathBuf::from("s3logd-dead-letter.ndjson"),
             s3_url: None,
+            max_line_bytes: 16 * 1024,
         }
     }
 }
@@ -251,9 +262,18 @@ impl S3Location {
 }
 
 /// A password or token: printed, logged and serialized as `***`.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
-#[serde(transparent)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // serde's own error would repeat a value of the wrong type (a
+        // number written without quotes).
+        String::deserialize(deserializer)
+            .map(Secret)
+            .map_err(|_| serde::de::Error::custom("expected a string (the value is a secret)"))
+    }
+}
 
 impl Secret {
     pub fn new(text: impl Into<String>) -> Secret {
@@ -282,6 +302,24 @@ impl fmt::Display for Secret {
 impl Serialize for Secret {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(MASK)
+    }
+}
+
+/// `url` with its user information (`user:password@`) as `***`, to be
+/// shown: an HTTP store's URL may carry its credentials. Cut by text, not
+/// parsed, so that a URL that does not parse is masked as well.
+pub fn without_credentials(url: &str) -> Cow<'_, str> {
+    let authority = url.find("://").map_or(0, |at| at + 3);
+    let authority_end = url[authority..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |at| authority + at);
+    match url[authority..authority_end].rfind('@') {
+        Some(at) => Cow::Owned(format!(
+            "{}{MASK}{}",
+            &url[..authority],
+            &url[authority + at..]
+        )),
+        None => Cow::Borrowed(url),
     }
 }
 
@@ -350,12 +388,9 @@ impl Config {
         text: &str,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Config, ConfigErrors> {
-        let mut table: Table = text.parse().map_err(|error: toml::de::Error| {
-            ConfigErrors::one(
-                "",
-                format!("invalid TOML: {}", error.to_string().trim_end()),
-            )
-        })?;
+        let mut table: Table = text
+            .parse()
+            .map_err(|error: toml::de::Error| ConfigErrors::one("", syntax_error(text, &error)))?;
         let env: BTreeMap<String, String> = env
             .into_iter()
             .filter(|(name, _)| name.starts_with(ENV_PREFIX))
@@ -407,6 +442,18 @@ impl Config {
             Err(ConfigErrors(errors))
         }
     }
+}
+
+/// Where the TOML in `text` is broken and why, without the excerpt of the
+/// line toml shows (that line may hold a password).
+fn syntax_error(text: &str, error: &toml::de::Error) -> String {
+    let message = error.message().replace('\n', "; ");
+    let Some(before) = error.span().and_then(|span| text.get(..span.start)) else {
+        return format!("invalid TOML: {message}");
+    };
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+    format!("invalid TOML at line {line}, column {column}: {message}")
 }
 
 /// The environment variable that sets a key path.

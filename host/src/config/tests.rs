@@ -109,7 +109,7 @@ fn defaults_fill_everything_but_the_required_urls() {
             config.parsers.call_timeout_ms,
             config.parsers.memory_limit_mib
         ),
-        (10_000, 256)
+        (30_000, 256)
     );
     let sink = victorialogs(&config);
     assert_eq!(sink.options.compression, Compression::Zstd);
@@ -141,7 +141,8 @@ fn defaults_fill_everything_but_the_required_urls() {
         config.dead_letter,
         DeadLetterConfig {
             path: "s3logd-dead-letter.ndjson".into(),
-            s3_url: None
+            s3_url: None,
+            max_line_bytes: 16 << 10,
         }
     );
     assert_eq!(config.metrics.listen, "127.0.0.1:9477");
@@ -338,7 +339,7 @@ level = "info,=="
     );
     assert_eq!(
         errors[0].1,
-        r#""ftp://queue" is not an http(s) URL (scheme "ftp")"#
+        r#""ftp://queue" is not an http:// or https:// URL with a host"#
     );
     assert_eq!(errors[1].1, "11 is out of range 1..=10");
     let display = ConfigErrors(vec![
@@ -424,13 +425,66 @@ fn secrets_are_never_printed() {
 }
 
 #[test]
+fn credentials_in_a_url_are_masked_in_output_and_errors() {
+    let text = MINIMAL.replace("127.0.0.1:9428", "user:pa55@127.0.0.1:9428");
+    let config = Config::parse(&text, no_env()).unwrap();
+    assert_eq!(
+        victorialogs(&config).http.url,
+        "http://user:pa55@127.0.0.1:9428",
+        "the sink still gets them"
+    );
+    let printed = format!("{config:?}\n{}", toml::to_string(&config).unwrap());
+    assert!(!printed.contains("pa55"), "{printed}");
+    assert!(printed.contains("http://***@127.0.0.1:9428"), "{printed}");
+
+    let refused = MINIMAL.replace("http://127.0.0.1:9428", "ftp://user:pa55@127.0.0.1:9428");
+    let errors = rejections(&refused, no_env());
+    assert_eq!(
+        errors,
+        [(
+            "sink.victorialogs.url".to_owned(),
+            r#""ftp://***@127.0.0.1:9428" is not an http:// or https:// URL with a host"#
+                .to_owned()
+        )]
+    );
+    let unparsable = MINIMAL.replace("http://127.0.0.1:9428", "http://user:pa55@127.0.0.1:port");
+    let errors = rejections(&unparsable, no_env());
+    assert!(!format!("{errors:?}").contains("pa55"), "{errors:?}");
+}
+
+#[test]
+fn neither_syntax_nor_type_errors_repeat_a_secret() {
+    let unterminated = MINIMAL.replace(
+        "url = \"http://127.0.0.1:9428\"",
+        "url = \"http://127.0.0.1:9428\"\nusername = \"u\"\npassword = \"hunter2",
+    );
+    let not_a_string = MINIMAL.replace(
+        "url = \"http://127.0.0.1:9428\"",
+        "url = \"http://127.0.0.1:9428\"\nheaders = { Authorization = 73311 }",
+    );
+    for text in [unterminated, not_a_string] {
+        let errors = ConfigErrors(
+            rejections(&text, no_env())
+                .into_iter()
+                .map(|(path, message)| ConfigError { path, message })
+                .collect(),
+        )
+        .to_string();
+        assert!(
+            !errors.contains("hunter2") && !errors.contains("73311"),
+            "{errors}"
+        );
+    }
+}
+
+#[test]
 fn syntax_errors_are_one_problem_with_the_position() {
     let errors = rejections("[queue\nurl = 1", no_env());
     assert_eq!(errors.len(), 1);
     assert!(
         errors[0]
             .1
-            .starts_with("invalid TOML: TOML parse error at line 1"),
+            .starts_with("invalid TOML at line 1, column 7: "),
         "{errors:?}"
     );
 }
@@ -485,7 +539,7 @@ fn the_example_file_is_valid() {
 /// Key paths the example shows, set or commented out: `key =` lines under
 /// `[section]` / `[[section]]` headers (which may be commented out too).
 fn documented_paths(example: &str) -> BTreeSet<String> {
-    let header = regex::Regex::new(r"^#?\s*\[\[?([a-z_.]+)\]\]?\s*$").unwrap();
+    let header = regex::Regex::new(r"^#?\s*\[\[?([a-z0-9_.]+)\]\]?\s*$").unwrap();
     let key = regex::Regex::new(r"^#?\s*([a-z0-9_]+)\s*=").unwrap();
     let mut section = String::new();
     let mut documented = BTreeSet::new();
@@ -522,4 +576,113 @@ fn the_example_documents_every_key_and_no_other() {
         stale.is_empty(),
         "s3logd.example.toml documents unknown keys: {stale:?}"
     );
+}
+
+#[test]
+fn settings_the_process_cannot_honour_are_refused() {
+    let cases = [
+        (
+            MINIMAL.replace("[queue]", "[queue]\nconcurrency = 4294967295"),
+            "queue.concurrency",
+        ),
+        (
+            format!("{MINIMAL}[objects]\nmax_line_bytes = 9223372036854775807\n"),
+            "objects.max_line_bytes",
+        ),
+        (
+            format!("{MINIMAL}[objects]\nin_flight_bytes = 1099511627776\n"),
+            "objects.in_flight_bytes",
+        ),
+        (
+            format!("{MINIMAL}[parsers]\ncall_timeout_ms = 9223372036854775807\n"),
+            "parsers.call_timeout_ms",
+        ),
+    ];
+    for (text, path) in cases {
+        let errors = rejections(&text, no_env());
+        let (_, message) = errors
+            .iter()
+            .find(|(at, _)| at == path)
+            .unwrap_or_else(|| panic!("{path} accepted: {errors:?}"));
+        assert!(message.contains("out of range"), "{path}: {message}");
+    }
+}
+
+#[test]
+fn a_line_the_budget_or_a_parser_instance_cannot_hold_is_refused() {
+    // Four objects at once share 256 MiB: the one with long lines may hold
+    // 160 MiB, less than a 100 MiB line and its UTF-8 repair.
+    let long_lines = format!("{MINIMAL}[objects]\nmax_line_bytes = 104857600\n");
+    let errors = rejections(&long_lines, no_env());
+    assert_eq!(paths(&errors), ["objects.max_line_bytes"], "{errors:?}");
+    assert!(
+        errors[0].1.contains("objects.in_flight_bytes"),
+        "{errors:?}"
+    );
+
+    let small_parsers = format!("{MINIMAL}[parsers]\nmemory_limit_mib = 64\n");
+    let errors = rejections(&small_parsers, no_env());
+    assert_eq!(paths(&errors), ["parsers.memory_limit_mib"], "{errors:?}");
+    assert!(errors[0].1.contains("objects.max_line_bytes"), "{errors:?}");
+
+    let crowded = MINIMAL.replace("[queue]", "[queue]\nconcurrency = 1000")
+        + "[objects]\nmax_line_bytes = 1048576\n";
+    let errors = rejections(&crowded, no_env());
+    assert_eq!(paths(&errors), ["objects.in_flight_bytes"], "{errors:?}");
+    assert!(errors[0].1.contains("queue.concurrency"), "{errors:?}");
+
+    let roomy = format!(
+        "{MINIMAL}[objects]\nmax_line_bytes = 104857600\nin_flight_bytes = 536870912\n\
+         [parsers]\nmemory_limit_mib = 512\n"
+    );
+    Config::parse(&roomy, no_env()).expect("a budget and instances that hold the line");
+}
+
+/// Lets the threads waiting on it go once dropped, also when the test fails.
+struct Released(std::sync::Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>);
+
+impl Drop for Released {
+    fn drop(&mut self) {
+        let (released, changed) = &*self.0;
+        *released
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = true;
+        changed.notify_all();
+    }
+}
+
+#[test]
+fn the_blocking_pool_runs_compression_while_every_object_waits() {
+    // Beyond tokio's default of 512 blocking threads.
+    let text = MINIMAL.replace("[queue]", "[queue]\nconcurrency = 600")
+        + "[objects]\nin_flight_bytes = 4294967295\n";
+    let config = Config::parse(&text, no_env()).unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .max_blocking_threads(config.blocking_threads())
+        .enable_time()
+        .build()
+        .unwrap();
+    let gate = std::sync::Arc::new((std::sync::Mutex::new(false), std::sync::Condvar::new()));
+    runtime.block_on(async {
+        let released = Released(gate.clone());
+        // Every object's thread waits for budget that only compression
+        // gives back.
+        for _ in 0..config.queue.concurrency {
+            let gate = gate.clone();
+            tokio::task::spawn_blocking(move || {
+                let (released, changed) = &*gate;
+                let mut released = released.lock().unwrap();
+                while !*released {
+                    released = changed.wait(released).unwrap();
+                }
+            });
+        }
+        let compression = tokio::task::spawn_blocking(|| ());
+        tokio::time::timeout(std::time::Duration::from_secs(10), compression)
+            .await
+            .expect("compression got a thread")
+            .unwrap();
+        drop(released);
+    });
 }

@@ -5,7 +5,10 @@
 //! ends at a line end, so a parser never sees half a line. A line longer
 //! than a batch grows the buffer up to `max_line_bytes` (a CloudTrail file
 //! is one long line); longer still, it is skipped in streaming fashion and
-//! reported, never held in memory.
+//! reported with its first few bytes, never held in memory. What the
+//! buffers hold beyond a batch (a long line, the UTF-8 repair of a batch)
+//! is told to a [`LineMemory`] before they grow, so that the collector
+//! counts it in its in-flight budget.
 
 use std::io::{self, Read};
 
@@ -13,6 +16,9 @@ use std::io::{self, Read};
 pub struct BatchLimits {
     pub batch_bytes: usize,
     pub max_line_bytes: usize,
+    /// How much of a line that gives no record is kept for the dead-letter
+    /// output; of a line over `max_line_bytes`, all the batcher keeps.
+    pub failed_line_bytes: usize,
 }
 
 impl Default for BatchLimits {
@@ -20,6 +26,43 @@ impl Default for BatchLimits {
         BatchLimits {
             batch_bytes: 256 << 10,
             max_line_bytes: 64 << 20,
+            failed_line_bytes: 16 << 10,
+        }
+    }
+}
+
+impl BatchLimits {
+    /// The most a batcher holds beyond its batch buffer: a buffer with a
+    /// line of `max_line_bytes`, and a repaired copy as long.
+    pub fn most_held(&self) -> usize {
+        let line = self.max_line_bytes.saturating_add(1);
+        line.saturating_sub(self.batch_bytes) + line.max(self.batch_bytes)
+    }
+}
+
+/// Where the bytes a batcher holds beyond its batch buffer are counted:
+/// told before its buffers grow, so that growing may wait for room, and
+/// after they shrink.
+pub trait LineMemory {
+    fn hold(&mut self, bytes: usize);
+}
+
+/// Counted nowhere (`s3logd parse`, tests).
+impl LineMemory for () {
+    fn hold(&mut self, _bytes: usize) {}
+}
+
+/// The bytes last told to `memory`, so that it hears only of changes.
+struct Held<M> {
+    memory: M,
+    bytes: usize,
+}
+
+impl<M: LineMemory> Held<M> {
+    fn set(&mut self, bytes: usize) {
+        if bytes != self.bytes {
+            self.memory.hold(bytes);
+            self.bytes = bytes;
         }
     }
 }
@@ -29,13 +72,16 @@ impl Default for BatchLimits {
 pub enum Chunk<'a> {
     /// Whole lines, each ending in `\n` except possibly the object's last.
     Lines(&'a str),
-    /// One line longer than `max_line_bytes`, dropped; its length.
-    TooLong(u64),
+    /// One line longer than `max_line_bytes` (as it is, or once its invalid
+    /// UTF-8 is replaced), dropped: its length and its
+    /// first `failed_line_bytes` bytes (invalid UTF-8 replaced).
+    TooLong { len: u64, head: &'a str },
 }
 
-pub struct LineBatcher<R> {
+pub struct LineBatcher<R, M = ()> {
     reader: R,
     limits: BatchLimits,
+    held: Held<M>,
     buf: Vec<u8>,
     /// `buf[consumed..filled]` is read but not yet handed out.
     consumed: usize,
@@ -44,21 +90,31 @@ pub struct LineBatcher<R> {
     /// A failed read, handed out once the whole lines read before it are.
     read_error: Option<io::Error>,
     repaired: String,
+    too_long_head: String,
     invalid_utf8_lines: u64,
     bytes_read: u64,
 }
 
 impl<R: Read> LineBatcher<R> {
     pub fn new(reader: R, limits: BatchLimits) -> LineBatcher<R> {
+        LineBatcher::counted(reader, limits, ())
+    }
+}
+
+impl<R: Read, M: LineMemory> LineBatcher<R, M> {
+    /// A batcher whose buffers beyond a batch are counted in `memory`.
+    pub fn counted(reader: R, limits: BatchLimits, memory: M) -> LineBatcher<R, M> {
         LineBatcher {
             reader,
             limits,
+            held: Held { memory, bytes: 0 },
             buf: vec![0; limits.batch_bytes.max(1)],
             consumed: 0,
             filled: 0,
             eof: false,
             read_error: None,
             repaired: String::new(),
+            too_long_head: String::new(),
             invalid_utf8_lines: 0,
             bytes_read: 0,
         }
@@ -100,9 +156,17 @@ impl<R: Read> LineBatcher<R> {
                 }
                 // A line longer than the buffer.
                 if self.buf.len() > self.limits.max_line_bytes {
-                    return self.skip_long_line().map(|len| Some(Chunk::TooLong(len)));
+                    let len = self.skip_long_line()?;
+                    return Ok(Some(Chunk::TooLong {
+                        len,
+                        head: &self.too_long_head,
+                    }));
                 }
-                let grown = (self.buf.len() * 2).min(self.limits.max_line_bytes + 1);
+                let grown = (self.buf.len().saturating_mul(2))
+                    .min(self.limits.max_line_bytes.saturating_add(1));
+                self.held
+                    .set(self.beyond_batch(grown) + self.repaired.capacity());
+                self.buf.reserve_exact(grown - self.buf.len());
                 self.buf.resize(grown, 0);
             }
             if let Err(error) = self.fill() {
@@ -117,11 +181,21 @@ impl<R: Read> LineBatcher<R> {
             self.filled -= self.consumed;
             self.consumed = 0;
         }
-        // Give back what a long line took once it is gone.
+        // Give back what a long line or a repair took once it is gone.
         if self.buf.len() > self.limits.batch_bytes && self.filled <= self.limits.batch_bytes {
             self.buf.truncate(self.limits.batch_bytes.max(self.filled));
             self.buf.shrink_to_fit();
         }
+        if self.repaired.capacity() > self.limits.batch_bytes {
+            self.repaired = String::new();
+        }
+        self.held
+            .set(self.beyond_batch(self.buf.len()) + self.repaired.capacity());
+    }
+
+    /// What a line buffer of `len` bytes holds beyond a batch.
+    fn beyond_batch(&self, len: usize) -> usize {
+        len.saturating_sub(self.limits.batch_bytes)
     }
 
     fn fill(&mut self) -> io::Result<()> {
@@ -142,8 +216,15 @@ impl<R: Read> LineBatcher<R> {
         }
     }
 
-    /// Drops the line at the start of the buffer through its `\n`; returns its length.
+    /// Drops the line at the start of the buffer through its `\n`, keeping
+    /// its head; returns its length.
     fn skip_long_line(&mut self) -> io::Result<u64> {
+        let filled = &self.buf[..self.filled];
+        keep_head(
+            &mut self.too_long_head,
+            filled,
+            self.limits.failed_line_bytes,
+        );
         let mut skipped = 0u64;
         loop {
             if let Some(end) = memchr::memchr(b'\n', &self.buf[..self.filled]) {
@@ -165,20 +246,74 @@ impl<R: Read> LineBatcher<R> {
         match std::str::from_utf8(bytes) {
             Ok(text) => Chunk::Lines(text),
             Err(_) => {
-                self.repaired.clear();
+                // Repair may make a line three times as long: the batch is
+                // cut before the line that would take its copy past the
+                // buffer's length, and a first line that alone would pass
+                // the line limit is dropped as too long.
+                let room = self.buf.len();
+                let (mut end, mut repaired_len) = (0, 0);
                 for line in bytes.split_inclusive(|&b| b == b'\n') {
-                    match std::str::from_utf8(line) {
-                        Ok(text) => self.repaired.push_str(text),
-                        Err(_) => {
-                            self.invalid_utf8_lines += 1;
-                            self.repaired.push_str(&String::from_utf8_lossy(line));
-                        }
+                    let line_len = repaired_len_of(line);
+                    let text_len = line_len - usize::from(line.ends_with(b"\n"));
+                    if end == 0 && text_len > self.limits.max_line_bytes {
+                        self.consumed = line.len();
+                        keep_head(&mut self.too_long_head, line, self.limits.failed_line_bytes);
+                        return Chunk::TooLong {
+                            len: text_len as u64,
+                            head: &self.too_long_head,
+                        };
+                    }
+                    if end > 0 && repaired_len + line_len > room {
+                        break;
+                    }
+                    end += line.len();
+                    repaired_len += line_len;
+                }
+                self.consumed = end;
+                let capacity = self.repaired.capacity().max(repaired_len);
+                self.held.set(self.beyond_batch(room) + capacity);
+                self.repaired.clear();
+                self.repaired.reserve_exact(repaired_len);
+                for line in bytes[..end].split_inclusive(|&b| b == b'\n') {
+                    if push_repaired(&mut self.repaired, line) {
+                        self.invalid_utf8_lines += 1;
                     }
                 }
                 Chunk::Lines(&self.repaired)
             }
         }
     }
+}
+
+/// The length of `bytes` once every invalid sequence is replaced by U+FFFD.
+fn repaired_len_of(bytes: &[u8]) -> usize {
+    bytes
+        .utf8_chunks()
+        .map(|chunk| {
+            let replaced = !chunk.invalid().is_empty();
+            chunk.valid().len() + usize::from(replaced) * char::REPLACEMENT_CHARACTER.len_utf8()
+        })
+        .sum()
+}
+
+/// Appends `bytes` with every invalid sequence replaced by U+FFFD, as
+/// `String::from_utf8_lossy` does; whether any was.
+fn push_repaired(out: &mut String, bytes: &[u8]) -> bool {
+    let mut replaced = false;
+    for chunk in bytes.utf8_chunks() {
+        out.push_str(chunk.valid());
+        if !chunk.invalid().is_empty() {
+            out.push(char::REPLACEMENT_CHARACTER);
+            replaced = true;
+        }
+    }
+    replaced
+}
+
+/// Keeps the first `keep` bytes of `line` in `head`, repaired.
+fn keep_head(head: &mut String, line: &[u8], keep: usize) {
+    head.clear();
+    push_repaired(head, &line[..line.len().min(keep)]);
 }
 
 #[cfg(test)]
@@ -191,13 +326,14 @@ mod tests {
             BatchLimits {
                 batch_bytes,
                 max_line_bytes,
+                ..BatchLimits::default()
             },
         );
         let mut out = Vec::new();
         while let Some(chunk) = batcher.next_chunk().unwrap() {
             out.push(match chunk {
                 Chunk::Lines(text) => text.to_string(),
-                Chunk::TooLong(len) => format!("<too long: {len}>"),
+                Chunk::TooLong { len, .. } => format!("<too long: {len}>"),
             });
         }
         (out, batcher.invalid_utf8_lines())
@@ -244,6 +380,26 @@ mod tests {
         );
     }
 
+    #[test]
+    fn of_a_line_past_the_limit_only_its_head_is_kept() {
+        // The head ends inside the `é`, whose first byte is replaced.
+        let input = format!("{}\u{e9}{}\nafter\n", "a".repeat(9), "b".repeat(5000));
+        let limits = BatchLimits {
+            batch_bytes: 64,
+            max_line_bytes: 1000,
+            failed_line_bytes: 10,
+        };
+        let mut batcher = LineBatcher::new(input.as_bytes(), limits);
+        assert_eq!(
+            batcher.next_chunk().unwrap(),
+            Some(Chunk::TooLong {
+                len: 5011,
+                head: "aaaaaaaaa\u{fffd}"
+            })
+        );
+        assert_eq!(batcher.next_chunk().unwrap(), Some(Chunk::Lines("after\n")));
+    }
+
     /// Hands out its bytes, then fails, as a gzip stream cut short does.
     struct CutShort<'a>(&'a [u8]);
 
@@ -261,6 +417,7 @@ mod tests {
         let limits = BatchLimits {
             batch_bytes: 1024,
             max_line_bytes: 4096,
+            ..BatchLimits::default()
         };
         LineBatcher::new(CutShort(bytes), limits)
     }
@@ -280,6 +437,62 @@ mod tests {
     fn a_read_error_before_any_line_end_is_returned_at_once() {
         let mut batcher = cut_short_after(b"half a li");
         assert_eq!(batcher.next_chunk().unwrap_err().to_string(), "cut short");
+    }
+
+    #[test]
+    fn a_line_limit_at_the_top_of_the_range_does_not_overflow() {
+        let long = format!("{}\n", "z".repeat(300));
+        let (batches, _) = chunks(long.as_bytes(), 64, usize::MAX);
+        assert_eq!(batches, [long]);
+    }
+
+    #[test]
+    fn a_repaired_batch_stays_within_its_buffer_and_a_repaired_line_within_the_limit() {
+        // Every byte invalid: repair triples each line.
+        let invalid = [[0xff; 20].as_slice(), b"\n"].concat();
+        let mut input = invalid.repeat(6);
+        input.extend_from_slice(&[0xfe; 50]);
+        input.push(b'\n');
+        let (batches, invalid_lines) = chunks(&input, 64, 100);
+        let repaired = format!("{}\n", "\u{fffd}".repeat(20));
+        let mut expected = vec![repaired; 6];
+        expected.push("<too long: 150>".to_owned());
+        assert_eq!(batches, expected);
+        assert_eq!(invalid_lines, 6);
+    }
+
+    /// Remembers every size it is told.
+    #[derive(Default)]
+    struct Told(Vec<usize>);
+
+    impl LineMemory for &mut Told {
+        fn hold(&mut self, bytes: usize) {
+            self.0.push(bytes);
+        }
+    }
+
+    #[test]
+    fn what_the_buffers_hold_beyond_a_batch_is_told_before_they_grow_and_after_they_shrink() {
+        let limits = BatchLimits {
+            batch_bytes: 64,
+            max_line_bytes: 1000,
+            ..BatchLimits::default()
+        };
+        let long = format!("short\n{}\nafter\n", "x".repeat(500));
+        let mut told = Told::default();
+        let mut batcher = LineBatcher::counted(long.as_bytes(), limits, &mut told);
+        while batcher.next_chunk().unwrap().is_some() {}
+        drop(batcher);
+        assert_eq!(told.0, [64, 192, 448, 0]);
+
+        // The repaired copy of 200 invalid bytes takes 601.
+        let invalid = [[0xff; 200].as_slice(), b"\n"].concat();
+        let mut told = Told::default();
+        let mut batcher = LineBatcher::counted(invalid.as_slice(), limits, &mut told);
+        while batcher.next_chunk().unwrap().is_some() {}
+        drop(batcher);
+        assert_eq!(told.0, [64, 192, 192 + 601, 0]);
+        assert!(192 + 601 <= limits.most_held());
     }
 
     #[test]

@@ -8,4 +8,4 @@ mod compression;
 mod lines;
 
 pub use compression::{Compression, decompress};
-pub use lines::{BatchLimits, Chunk, LineBatcher};
+pub use lines::{BatchLimits, Chunk, LineBatcher, LineMemory};

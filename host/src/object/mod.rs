@@ -2,12 +2,14 @@
 //! allowlist, streamed from S3 (never held whole), parsed on a blocking
 //! thread by the routed or detected parser, its records enriched, encoded
 //! once for every sink its route names and handed to each in ~1 MiB
-//! buffers they recycle. The object is stored when parsing reached the end
-//! and every sink accounted for every buffer.
+//! buffers they recycle; lines that gave no record go to the dead-letter
+//! output. The object is stored when parsing reached the end, every sink
+//! accounted for every buffer and those lines are written.
 
 pub mod enrich;
 pub mod routing;
 
+use std::cell::RefCell;
 use std::io::{self, Read};
 use std::sync::Arc;
 
@@ -17,13 +19,14 @@ use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
 use tokio_util::io::SyncIoBridge;
 
-use crate::budget::ByteBudget;
-use crate::decode::BatchLimits;
-use crate::errors::error_chain;
+use crate::budget::{Account, ByteBudget, Reservation};
+use crate::decode::{BatchLimits, LineMemory};
+use crate::errors::{error_chain, panic_message};
 use crate::metrics::{FailureReason, Metrics};
 use crate::notification::ObjectRef;
 use crate::parse::{LoadedParser, Parsers, Record, RecordVisitor};
-use crate::pipeline::{ObjectSummary, ParserChoice, parse_object};
+use crate::pipeline::{Batching, ObjectSummary, ParserChoice, parse_object_counted};
+use crate::sink::dead_letter::{Letters, LineLetter};
 use crate::sink::delivery::{Encoded, Origin, SEND_BUFFER_BYTES, SinkError};
 use crate::sink::{ObjectContext, RecordEncoder, Sink, Sinks};
 use enrich::Enricher;
@@ -122,7 +125,7 @@ impl ObjectProcessor {
         let this = self.clone();
         let object = object.clone();
         let runtime = Handle::current();
-        let (result, summary, deliveries) = tokio::task::spawn_blocking(move || {
+        let parsed = tokio::task::spawn_blocking(move || {
             let route = this.router.route(&object.key);
             let choice = match route.parser {
                 Some(parser) => ParserChoice::Named(parser.clone(), route.options.to_vec()),
@@ -132,31 +135,54 @@ impl ObjectProcessor {
                 Some(positions) => positions.iter().map(|&at| &this.sinks.all()[at]).collect(),
                 None => this.sinks.all().iter().collect(),
             };
+            let account = RefCell::new(this.budget.account());
             let mut visitor = SinkVisitor {
                 processor: &this,
                 object: &object,
                 origin,
-                runtime,
+                runtime: runtime.clone(),
+                account: &account,
                 sinks,
                 targets: Vec::new(),
                 records: 0,
+                parser: String::new(),
+                failed_lines: None,
                 deliveries: Vec::new(),
             };
             let mut summary = ObjectSummary::default();
-            let result = parse_object(
+            let batching = Batching {
+                limits: this.limits,
+                memory: CountedLines {
+                    account: &account,
+                    runtime: &runtime,
+                },
+            };
+            let result = parse_object_counted(
                 &this.parsers,
                 &choice,
                 &object.key,
                 reader,
-                this.limits,
+                batching,
                 &mut visitor,
                 &mut summary,
             );
             visitor.hand_over_all();
             (result, summary, visitor.deliveries)
         })
-        .await
-        .expect("parsing an object does not panic");
+        .await;
+        let (result, summary, deliveries) = match parsed {
+            Ok(parsed) => parsed,
+            Err(error) if error.is_cancelled() => return Err(NotStored::Abandoned),
+            // Whatever the object handed over is still delivered; the
+            // object fails like any other, and its message stays.
+            Err(error) => {
+                return Err(ObjectFailure {
+                    reason: FailureReason::Panic,
+                    detail: format!("parsing panicked: {}", panic_message(&*error.into_panic())),
+                }
+                .into());
+            }
+        };
         let outcome = summary.outcome;
         self.metrics.lines.add(outcome.lines);
         self.metrics.records.add(outcome.records);
@@ -179,8 +205,12 @@ impl ObjectProcessor {
                 // Another sink's failure says more about the object.
                 Err(SinkError::Cancelled) => abandoned = true,
                 Err(error) => {
+                    let reason = match error {
+                        SinkError::Panicked { .. } => FailureReason::Panic,
+                        _ => FailureReason::Sink,
+                    };
                     return Err(ObjectFailure {
-                        reason: FailureReason::Sink,
+                        reason,
                         detail: error.to_string(),
                     }
                     .into());
@@ -246,12 +276,15 @@ impl<R: Read> Read for CountingReader<R> {
 type PendingDelivery = JoinHandle<Result<(), SinkError>>;
 
 /// Encodes records on the parsing thread, once for each sink the object
-/// goes to, and hands full buffers to the sinks.
+/// goes to, and hands full buffers to the sinks; gathers the lines that
+/// gave no record for the dead-letter output.
 struct SinkVisitor<'a> {
     processor: &'a ObjectProcessor,
     object: &'a ObjectRef,
     origin: Arc<Origin>,
     runtime: Handle,
+    /// Shared with the object's line buffers.
+    account: &'a RefCell<Account>,
     /// Where the object's records go.
     sinks: Vec<&'a Sink>,
     /// One per sink, created once the parser is known: its name is a field
@@ -259,6 +292,10 @@ struct SinkVisitor<'a> {
     targets: Vec<Target<'a>>,
     /// Records seen so far.
     records: u64,
+    /// The parser reading the object, named in the letters of its lines.
+    parser: String,
+    /// Lines that gave no record, not yet handed over.
+    failed_lines: Option<Letters>,
     deliveries: Vec<PendingDelivery>,
 }
 
@@ -274,6 +311,23 @@ impl SinkVisitor<'_> {
         for at in 0..self.targets.len() {
             self.hand_over(at);
         }
+        self.hand_over_failed_lines();
+    }
+
+    /// Writes the lines gathered so far to the dead-letter output as one
+    /// more delivery of the object: its message is deleted only once they
+    /// are there too.
+    fn hand_over_failed_lines(&mut self) {
+        let Some(letters) = self.failed_lines.take() else {
+            return;
+        };
+        let reservation = self.reserve(letters.encoded_bytes());
+        let sinks = self.processor.sinks.clone();
+        self.deliveries.push(self.runtime.spawn(async move {
+            let written = sinks.dead_letter_lines(letters).await;
+            drop(reservation);
+            written
+        }));
     }
 
     fn hand_over(&mut self, at: usize) {
@@ -281,21 +335,40 @@ impl SinkVisitor<'_> {
         let Some(records) = target.buffer.take() else {
             return;
         };
-        let handle = &target.sink.handle;
-        let reservation = self
-            .runtime
-            .block_on(self.processor.budget.reserve(records.len()));
-        let delivery = handle.blocking_send(records);
+        let sink = target.sink;
+        let reservation = self.reserve(records.len());
+        let delivery = sink.handle.blocking_send(records);
         self.deliveries.push(self.runtime.spawn(async move {
             let delivered = delivery.await;
             drop(reservation);
             delivered
         }));
     }
+
+    /// Waits for room in the budget for `bytes` handed to the sinks,
+    /// beside what the object's line buffers hold.
+    fn reserve(&self, bytes: usize) -> Reservation {
+        self.runtime
+            .block_on(self.account.borrow_mut().reserve(bytes))
+    }
+}
+
+/// Counts an object's line buffers in its account, waiting on its parsing
+/// thread for room.
+struct CountedLines<'a> {
+    account: &'a RefCell<Account>,
+    runtime: &'a Handle,
+}
+
+impl LineMemory for CountedLines<'_> {
+    fn hold(&mut self, bytes: usize) {
+        self.runtime.block_on(self.account.borrow_mut().hold(bytes));
+    }
 }
 
 impl RecordVisitor for SinkVisitor<'_> {
     fn parser_chosen(&mut self, parser: &str) {
+        self.parser = parser.to_owned();
         let fields = self.processor.enricher.object_fields(self.object, parser);
         let object = ObjectContext {
             origin: &self.origin,
@@ -327,8 +400,104 @@ impl RecordVisitor for SinkVisitor<'_> {
         }
     }
 
-    fn line_error(&mut self, line: u64, reason: &str) {
-        // Counted in the summary; the per-line detail is for debugging.
+    fn line_error(&mut self, line: u64, text: &str, reason: &str) {
+        // Counted in the summary and kept in the dead-letter output; the
+        // log is for debugging.
         tracing::debug!(bucket = %self.object.bucket, key = %self.object.key, line, reason, "line not parsed");
+        let kept = text.floor_char_boundary(self.processor.limits.failed_line_bytes);
+        let letters = self
+            .failed_lines
+            .get_or_insert_with(|| Letters::new("lines"));
+        letters.push_line(&LineLetter {
+            parser: &self.parser,
+            origin: &self.origin,
+            line,
+            reason,
+            text: &text[..kept],
+        });
+        if letters.encoded_bytes() >= SEND_BUFFER_BYTES {
+            self.hand_over_failed_lines();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use aws_config::BehaviorVersion;
+    use tokio_util::sync::CancellationToken;
+
+    use super::*;
+    use crate::parse::{Limits, Runtime};
+    use crate::sink::dead_letter::DeadLetter;
+
+    /// Panics on its first read, as a bug on the parsing thread would.
+    struct PanickingReader;
+
+    impl Read for PanickingReader {
+        fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+            panic!("a bug on the parsing thread");
+        }
+    }
+
+    fn processor(dead_letters: &std::path::Path) -> Arc<ObjectProcessor> {
+        let parsers = Parsers::load(Arc::new(Runtime::new(Limits::default()).unwrap()), &[])
+            .expect("the bundled parsers");
+        let sinks = Sinks::start(
+            &BTreeMap::new(),
+            &crate::sink::Context {
+                stream_fields: Vec::new(),
+                aws: aws_config::SdkConfig::builder().build(),
+                dead_letter: DeadLetter::file(dead_letters),
+                cancel: CancellationToken::new(),
+            },
+        )
+        .unwrap();
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::Config::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .build(),
+        );
+        Arc::new(ObjectProcessor {
+            s3,
+            parsers: Arc::new(parsers),
+            router: Router::new(&[], |_| None, |_| None).unwrap(),
+            enricher: Enricher::new(None),
+            allowed_buckets: Vec::new(),
+            limits: BatchLimits::default(),
+            sinks: Arc::new(sinks),
+            budget: Arc::new(ByteBudget::new(1 << 20, 1)),
+            metrics: Arc::new(Metrics::default()),
+        })
+    }
+
+    #[tokio::test]
+    async fn a_panic_on_the_parsing_thread_fails_the_object_with_reason_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let processor = processor(&dir.path().join("dead-letter.ndjson"));
+        let object = ObjectRef {
+            bucket: "logs".into(),
+            key: "broken.log".into(),
+            raw_key: "broken.log".into(),
+            size: None,
+            version_id: None,
+            region: None,
+            event_time: None,
+            event_name: None,
+            sequencer: None,
+        };
+        let outcome = processor
+            .process_body(&object, Arc::new(Origin::default()), PanickingReader)
+            .await;
+        let Err(NotStored::Failed(failure)) = outcome else {
+            panic!("not a failure: {outcome:?}");
+        };
+        assert_eq!(failure.reason, FailureReason::Panic);
+        assert!(
+            failure.detail.contains("a bug on the parsing thread"),
+            "{}",
+            failure.detail
+        );
     }
 }

@@ -15,7 +15,9 @@ use super::sandbox::SandboxState;
 /// Resource limits applied to every parser call and instance.
 #[derive(Clone, Debug)]
 pub struct Limits {
-    /// CPU time one call (one batch) may take before it is interrupted.
+    /// Wall-clock time one call (one batch) may take before it is
+    /// interrupted. It runs on while the call waits for a core, so it must
+    /// leave room for a busy machine, not only for the parser's work.
     pub call_timeout: Duration,
     /// Linear memory one instance may grow to.
     pub memory_bytes: usize,
@@ -24,7 +26,11 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Limits {
         Limits {
-            call_timeout: Duration::from_secs(10),
+            // The longest call of a bundled parser at the default limits, a
+            // CloudTrail file of `max_line_bytes` (64 MiB, one line), takes
+            // well under a second of CPU: 30 s leave it room for getting a
+            // small share of a core (tests/parser_deadline.rs).
+            call_timeout: Duration::from_secs(30),
             memory_bytes: 256 << 20,
         }
     }
@@ -86,15 +92,15 @@ impl Runtime {
             engine,
             linker,
             limits,
-            cache_dir: super::cache::default_dir(),
+            cache_dir: super::cache::default_dir().and_then(super::cache::private_dir),
             clock,
         })
     }
 
     /// Keeps compiled components in `dir` instead of the default cache
-    /// directory; `None` compiles every time.
+    /// directory, if no other user can write it; `None` compiles every time.
     pub fn with_cache_dir(mut self, dir: Option<PathBuf>) -> Runtime {
-        self.cache_dir = dir;
+        self.cache_dir = dir.and_then(super::cache::private_dir);
         self
     }
 

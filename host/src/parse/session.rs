@@ -21,7 +21,7 @@ pub enum ParserFailure {
     Refused(String),
     /// The parser trapped (a panic, an out-of-bounds access, …).
     Trap(String),
-    /// A call ran past the CPU deadline.
+    /// A call ran past its wall-clock deadline.
     Timeout(Duration),
     /// The instance tried to grow its memory past the cap.
     OutOfMemory { limit_mib: usize },
@@ -225,8 +225,11 @@ pub trait RecordVisitor {
     /// the parser that reads it (known only after detection).
     fn parser_chosen(&mut self, _parser: &str) {}
     fn record(&mut self, record: &Record<'_>);
-    /// `line` is 1-based within the object.
-    fn line_error(&mut self, line: u64, reason: &str);
+    /// A line that gave no record: `line` is 1-based within the object,
+    /// `text` the line without its line end (empty when the batch does not
+    /// hold it: a line reported again or out of order, or at the object's
+    /// end), `reason` why.
+    fn line_error(&mut self, line: u64, text: &str, reason: &str);
 }
 
 /// Counters of one batch.
@@ -387,6 +390,7 @@ pub fn visit_rows(
     let mut decoder = Decoder::new(encoded, batch).map_err(invalid)?;
     let mut values = Vec::with_capacity(fields.len());
     let mut lines = LineCounter::new(batch);
+    let mut failed_lines = FailedLineTexts::new(batch);
     let mut outcome = BatchOutcome::default();
     let undeclared = |at| DecodeError {
         at,
@@ -412,13 +416,15 @@ pub fn visit_rows(
                     Value::Str(s) => Some(s),
                     _ => None,
                 };
-                let line = lines_before + lines.line_of(msg) + 1;
+                let index = lines.line_of(msg);
+                let line = lines_before + index + 1;
                 if let Some((field, value)) = fields
                     .iter()
                     .zip(values.iter().copied())
                     .find(|(field, value)| !fits(field.ty, *value))
                 {
-                    visitor.line_error(line, &misfit(field, value));
+                    let text = failed_lines.text_of(index);
+                    visitor.line_error(line, text, &misfit(field, value));
                     outcome.line_errors += 1;
                     continue;
                 }
@@ -434,7 +440,9 @@ pub fn visit_rows(
                 outcome.records += 1;
             }
             Entry::Error { line, reason } => {
-                visitor.line_error(lines_before + u64::from(line) + 1, reason);
+                let index = u64::from(line);
+                let text = failed_lines.text_of(index);
+                visitor.line_error(lines_before + index + 1, text, reason);
                 outcome.line_errors += 1;
             }
             Entry::End(counters) => {
@@ -539,6 +547,44 @@ impl<'b> LineCounter<'b> {
     }
 }
 
+/// The text of a batch's lines that gave no record, by their index in the
+/// batch. Nothing is read until a line fails, and the cursor only moves
+/// forward: however many lines fail, the batch is read once, and a parser
+/// reporting one line again and again cannot make the host copy it again
+/// and again. A line at or before one already handed out has no text.
+struct FailedLineTexts<'b> {
+    /// The batch from the start of line `next` on.
+    rest: &'b str,
+    next: u64,
+}
+
+impl<'b> FailedLineTexts<'b> {
+    fn new(batch: &'b str) -> Self {
+        FailedLineTexts {
+            rest: batch,
+            next: 0,
+        }
+    }
+
+    fn text_of(&mut self, index: u64) -> &'b str {
+        let Some(skip) = index.checked_sub(self.next) else {
+            return "";
+        };
+        let start = match skip {
+            0 => Some(0),
+            _ => usize::try_from(skip - 1)
+                .ok()
+                .and_then(|nth| memchr::memchr_iter(b'\n', self.rest.as_bytes()).nth(nth))
+                .map(|end| end + 1),
+        };
+        let line = start.map_or("", |start| &self.rest[start..]);
+        let (text, rest) = line.split_once('\n').unwrap_or((line, ""));
+        self.rest = rest;
+        self.next = index + 1;
+        text
+    }
+}
+
 fn classify(
     store: &Store<SandboxState>,
     error: wasmtime::Error,
@@ -573,6 +619,7 @@ mod tests {
         records: u64,
         content_bytes: u64,
         errors: Vec<(u64, String)>,
+        texts: Vec<String>,
     }
 
     impl RecordVisitor for Seen {
@@ -581,8 +628,9 @@ mod tests {
             self.content_bytes += record.content_bytes();
         }
 
-        fn line_error(&mut self, line: u64, reason: &str) {
+        fn line_error(&mut self, line: u64, text: &str, reason: &str) {
             self.errors.push((line, reason.to_string()));
+            self.texts.push(text.to_string());
         }
     }
 
@@ -618,6 +666,28 @@ mod tests {
                 Err(reason)
             }
         }
+    }
+
+    #[test]
+    fn a_failed_line_comes_with_its_text_once() {
+        let batch = "good\nbad one\nmisfit\nbad two";
+        let mut encoder = Encoder::new(batch);
+        encoder.error(1, "broken");
+        let msg = encoder.str(&batch[13..19]);
+        encoder.row(None, msg, &[Slot::Int(1)]);
+        encoder.error(1, "broken again");
+        encoder.error(3, "broken");
+        let encoded = encoder.finish(Counters {
+            lines: 4,
+            ..Counters::default()
+        });
+        let mut fields = vec![string_field("f".to_string())];
+        let mut allowance = OutputAllowance::new(&fields).unwrap();
+        let mut seen = Seen::default();
+        visit_rows(&encoded, batch, &mut fields, &mut allowance, 10, &mut seen).unwrap();
+        let lines: Vec<u64> = seen.errors.iter().map(|(line, _)| *line).collect();
+        assert_eq!(lines, [12, 13, 12, 14]);
+        assert_eq!(seen.texts, ["bad one", "misfit", "", "bad two"]);
     }
 
     fn list(encoder: &mut Encoder, first: &str, second: i64) -> Slot {

@@ -1,18 +1,19 @@
 //! The dead-letter output: records a store refused for good, each with the
-//! sink, bucket, key and line it came from and the store's reason, as JSON
-//! lines in a file or in S3 objects. A record counts as accounted for (and
-//! its message may be deleted) only once the write returned: fsync'd for a
-//! file, uploaded for S3.
+//! sink, bucket, key and line it came from and the store's reason, and
+//! lines no record came from, each with the parser, bucket, key, line
+//! number and why, as JSON lines in a file or in S3 objects. A record or a
+//! line counts as accounted for (and its message may be deleted) only once
+//! the write returned: fsync'd for a file, uploaded for S3.
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 
 use super::delivery::Origin;
 use super::file::Appender;
 use super::json::{write_rfc3339, write_str};
+use super::now_nanos;
 use crate::config::{FileOptions, S3Location};
 use crate::errors::error_chain;
 
@@ -25,6 +26,102 @@ pub struct Letter<'a> {
     pub reason: &'a str,
     /// The record as encoded for the store.
     pub record: &'a [u8],
+}
+
+/// One line no record came from: a line error or a line over the line limit.
+#[derive(Debug, Clone, Copy)]
+pub struct LineLetter<'a> {
+    pub parser: &'a str,
+    pub origin: &'a Origin,
+    pub line: u64,
+    pub reason: &'a str,
+    /// As much of the line as is kept (`dead_letter.max_line_bytes`).
+    pub text: &'a str,
+}
+
+/// Letters encoded as JSON lines as they come, for one write:
+/// `{"time":…,"sink":…,"bucket":…,"key":…,"line":…,"reason":…,"record":…}`
+/// for a record (its bytes as UTF-8, invalid bytes replaced),
+/// `{"time":…,"parser":…,"bucket":…,"key":…,"line":…,"reason":…,"text":…}`
+/// for a line.
+pub struct Letters {
+    /// Names the S3 object they are written to.
+    label: String,
+    /// Of every letter: when they were gathered, RFC 3339.
+    time: Vec<u8>,
+    encoded: Vec<u8>,
+}
+
+impl Letters {
+    /// `label` (the sink's name, or `lines`) names the S3 object they go to.
+    pub fn new(label: &str) -> Letters {
+        Letters::at(label, now_nanos())
+    }
+
+    fn at(label: &str, now: i64) -> Letters {
+        let mut time = Vec::new();
+        write_rfc3339(&mut time, now);
+        Letters {
+            label: label.to_owned(),
+            time,
+            encoded: Vec::new(),
+        }
+    }
+
+    pub fn push_record(&mut self, letter: &Letter<'_>) {
+        let record = String::from_utf8_lossy(letter.record);
+        self.push(
+            ("sink", letter.sink),
+            letter.origin,
+            letter.line,
+            letter.reason,
+            ("record", record.trim_end_matches('\n')),
+        );
+    }
+
+    pub fn push_line(&mut self, letter: &LineLetter<'_>) {
+        self.push(
+            ("parser", letter.parser),
+            letter.origin,
+            letter.line,
+            letter.reason,
+            ("text", letter.text),
+        );
+    }
+
+    pub fn encoded_bytes(&self) -> usize {
+        self.encoded.len()
+    }
+
+    fn push(
+        &mut self,
+        (from_key, from): (&str, &str),
+        origin: &Origin,
+        line: u64,
+        reason: &str,
+        (content_key, content): (&str, &str),
+    ) {
+        let out = &mut self.encoded;
+        out.extend_from_slice(b"{\"time\":\"");
+        out.extend_from_slice(&self.time);
+        out.extend_from_slice(b"\",\"");
+        out.extend_from_slice(from_key.as_bytes());
+        out.extend_from_slice(b"\":");
+        write_str(out, from);
+        out.extend_from_slice(b",\"bucket\":");
+        write_str(out, &origin.bucket);
+        out.extend_from_slice(b",\"key\":");
+        write_str(out, &origin.key);
+        out.extend_from_slice(b",\"line\":");
+        out.extend_from_slice(itoa::Buffer::new().format(line).as_bytes());
+        out.extend_from_slice(b",\"reason\":");
+        write_str(out, reason);
+        out.extend_from_slice(b",\"");
+        out.extend_from_slice(content_key.as_bytes());
+        out.extend_from_slice(b"\":");
+        write_str(out, content);
+        out.extend_from_slice(b"}\n");
+    }
 }
 
 /// Where letters go; clones share it.
@@ -61,20 +158,26 @@ impl DeadLetter {
         }
     }
 
-    /// Writes `letters`; `Err` says why they are not safely stored.
+    /// Writes refused records (at least one, all of one sink); `Err` says
+    /// why they are not safely stored.
     pub async fn write(&self, letters: &[Letter<'_>]) -> Result<(), String> {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |since| since.as_nanos() as i64);
-        let lines = encode(letters, now);
+        let mut encoded = Letters::new(letters[0].sink);
+        for letter in letters {
+            encoded.push_record(letter);
+        }
+        self.write_letters(encoded).await
+    }
+
+    /// Writes `letters`; `Err` says why they are not safely stored.
+    pub async fn write_letters(&self, letters: Letters) -> Result<(), String> {
         match &*self.destination {
             Destination::File(appender) => appender
-                .append(vec![Bytes::from(lines)])
+                .append(vec![Bytes::from(letters.encoded)])
                 .await
                 .map_err(|error| format!("{}: {error}", appender.path().display())),
             Destination::S3 { client, location } => {
-                let key = object_key(location, letters[0].sink, now);
-                let body = gzip(&lines);
+                let key = object_key(location, &letters.label, now_nanos());
+                let body = gzip(&letters.encoded);
                 client
                     .put_object()
                     .bucket(&location.bucket)
@@ -93,43 +196,15 @@ impl DeadLetter {
     }
 }
 
-/// `{"time":…,"sink":…,"bucket":…,"key":…,"line":…,"reason":…,"record":…}`
-/// per letter; the record is a string (its bytes as UTF-8, invalid bytes
-/// replaced).
-fn encode(letters: &[Letter<'_>], now: i64) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut time = Vec::new();
-    write_rfc3339(&mut time, now);
-    for letter in letters {
-        out.extend_from_slice(b"{\"time\":\"");
-        out.extend_from_slice(&time);
-        out.extend_from_slice(b"\",\"sink\":");
-        write_str(&mut out, letter.sink);
-        out.extend_from_slice(b",\"bucket\":");
-        write_str(&mut out, &letter.origin.bucket);
-        out.extend_from_slice(b",\"key\":");
-        write_str(&mut out, &letter.origin.key);
-        out.extend_from_slice(b",\"line\":");
-        out.extend_from_slice(itoa::Buffer::new().format(letter.line).as_bytes());
-        out.extend_from_slice(b",\"reason\":");
-        write_str(&mut out, letter.reason);
-        out.extend_from_slice(b",\"record\":");
-        let record = String::from_utf8_lossy(letter.record);
-        write_str(&mut out, record.trim_end_matches('\n'));
-        out.extend_from_slice(b"}\n");
-    }
-    out
-}
-
-/// `<prefix>YYYY/MM/DD/<time>-<sink>-<random>.ndjson.gz`: sorted by time,
+/// `<prefix>YYYY/MM/DD/<time>-<label>-<random>.ndjson.gz`: sorted by time,
 /// unique across processes.
-fn object_key(location: &S3Location, sink: &str, now: i64) -> String {
+fn object_key(location: &S3Location, label: &str, now: i64) -> String {
     let mut time = Vec::new();
     write_rfc3339(&mut time, now);
     let time = String::from_utf8(time).expect("RFC 3339 is ASCII");
     let day = time[..10].replace('-', "/");
     format!(
-        "{}{day}/{time}-{sink}-{:016x}.ndjson.gz",
+        "{}{day}/{time}-{label}-{:016x}.ndjson.gz",
         location.prefix,
         fastrand::u64(..)
     )
@@ -169,7 +244,18 @@ mod tests {
                 record: b"\xff\n",
             },
         ];
-        let text = String::from_utf8(encode(&letters, 1_000_000_000)).unwrap();
+        let mut encoded = Letters::at("es", 1_000_000_000);
+        for letter in &letters {
+            encoded.push_record(letter);
+        }
+        encoded.push_line(&LineLetter {
+            parser: "alb",
+            origin: &origin,
+            line: 3,
+            reason: "1 fields; expected at least 15",
+            text: "garbage \"quoted\"",
+        });
+        let text = String::from_utf8(encoded.encoded).unwrap();
         let lines: Vec<serde_json::Value> = text
             .lines()
             .map(|line| serde_json::from_str(line).unwrap())
@@ -187,6 +273,18 @@ mod tests {
             })
         );
         assert_eq!(lines[1]["record"], "\u{fffd}");
+        assert_eq!(
+            lines[2],
+            serde_json::json!({
+                "time": "1970-01-01T00:00:01Z",
+                "parser": "alb",
+                "bucket": "logs",
+                "key": "AWSLogs/x.log.gz",
+                "line": 3,
+                "reason": "1 fields; expected at least 15",
+                "text": "garbage \"quoted\"",
+            })
+        );
     }
 
     #[tokio::test]

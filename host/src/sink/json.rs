@@ -9,6 +9,8 @@
 //! values are slices of the line (`_msg`), and a slice that holds none of
 //! the line's escapable bytes is copied as it is.
 
+use std::borrow::Cow;
+
 use s3logd_rows::Value;
 use s3logd_rows::calendar::civil_from_days;
 
@@ -42,11 +44,55 @@ const SHORT_KEY: usize = 32;
 /// Likewise for string values that are slices of the message.
 const SHORT_VALUE: usize = 32;
 
-/// Writes records of one object as JSON lines.
+/// The names VictoriaLogs gives a record's time and message, which s3logd
+/// uses wherever a store has no names of its own.
+pub const TIME_KEY: &str = "_time";
+pub const MSG_KEY: &str = "_msg";
+
+/// What a parser's field is written as when its name is one of the
+/// record's own keys.
+const RENAMED_FIELD_PREFIX: &str = "log.";
+
+/// The keys a record has of its own: its time and message, under the names
+/// the store gives them, and the fields of its object (bucket, key and
+/// those taken from the key, which VictoriaLogs' stream fields and Loki's
+/// labels are made of). Fields from the log's content are written beside
+/// them, so a parser's field of one of these names (a JSON log's own
+/// `_msg`, a VPC flow log's `region` column) is renamed `log.<name>`:
+/// whichever of two equal keys a store would keep, log content can then
+/// neither duplicate nor replace the record's time, message or stream.
+pub struct OwnKeys(Vec<String>);
+
+impl OwnKeys {
+    pub fn new(time: &str, msg: &str, object_fields: &[(String, String)]) -> OwnKeys {
+        let names = object_fields.iter().map(|(name, _)| name.clone());
+        OwnKeys(
+            [time.to_owned(), msg.to_owned()]
+                .into_iter()
+                .chain(names)
+                .collect(),
+        )
+    }
+
+    /// The key a parser's field called `name` is written under.
+    pub fn field_key<'a>(&self, name: &'a str) -> Cow<'a, str> {
+        let mut key = Cow::Borrowed(name);
+        // Again while the renamed key is taken too (a store's message
+        // field configured as `log.message`, say).
+        while self.0.iter().any(|own| *own == key) {
+            key = Cow::Owned(format!("{RENAMED_FIELD_PREFIX}{key}"));
+        }
+        key
+    }
+}
+
+/// Writes records of one object as JSON lines; a field named like one of
+/// the record's own keys is written as [`OwnKeys`] says.
 pub struct JsonLineWriter {
     /// `"_time":` and `"_msg":`, or the names a store gives them.
     time_key: Key,
     msg_key: Key,
+    own_keys: OwnKeys,
     /// `"name":` for each field of the session, escaped once.
     keys: Vec<Key>,
     /// `,"name":"value"` for every field added to each record of the object.
@@ -89,7 +135,7 @@ impl JsonLineWriter {
     /// `object_fields` are added to every record (bucket, key, and fields
     /// taken from the key).
     pub fn new(object_fields: &[(String, String)]) -> JsonLineWriter {
-        JsonLineWriter::with_names(object_fields, "_time", "_msg")
+        JsonLineWriter::with_names(object_fields, TIME_KEY, MSG_KEY)
     }
 
     /// [`JsonLineWriter::new`] with the record's time and message under
@@ -105,6 +151,7 @@ impl JsonLineWriter {
         JsonLineWriter {
             time_key: Key::new(time),
             msg_key: Key::new(msg),
+            own_keys: OwnKeys::new(time, msg, object_fields),
             keys: Vec::new(),
             object_fields: extra,
             msg_escapes: Vec::new(),
@@ -175,7 +222,8 @@ impl JsonLineWriter {
 
     fn learn_keys(&mut self, fields: &[Field]) {
         for field in &fields[self.keys.len().min(fields.len())..] {
-            self.keys.push(Key::new(&field.name));
+            self.keys
+                .push(Key::new(&self.own_keys.field_key(&field.name)));
         }
     }
 }
@@ -478,6 +526,7 @@ fn put_pair(slot: &mut [u8], n: u32) {
 mod tests {
     use s3logd_rows::FieldType;
 
+    use super::super::testing::{TestRecord, TestValue, field_table};
     use super::*;
 
     fn rfc3339(nanos: i64) -> String {
@@ -695,6 +744,78 @@ mod tests {
                 "bucket": "b",
             })
         );
+    }
+
+    /// A JSON object's keys and values in the order written, duplicates
+    /// kept (a map would keep only one of them).
+    fn entries(line: &[u8]) -> Vec<(String, serde_json::Value)> {
+        struct Entries;
+        impl<'de> serde::de::Visitor<'de> for Entries {
+            type Value = Vec<(String, serde_json::Value)>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut entries = Vec::new();
+                while let Some(entry) = map.next_entry()? {
+                    entries.push(entry);
+                }
+                Ok(entries)
+            }
+        }
+        let mut deserializer = serde_json::Deserializer::from_slice(line);
+        serde::Deserializer::deserialize_map(&mut deserializer, Entries).unwrap()
+    }
+
+    #[test]
+    fn fields_named_like_the_records_own_keys_cannot_overwrite_them() {
+        let record = TestRecord::at(0)
+            .with("_time", TestValue::Str("1999-01-01T00:00:00Z".into()))
+            .with("_msg", TestValue::Str("forged message".into()))
+            .with("log_type", TestValue::Str("forged stream".into()))
+            .with("status", TestValue::Int(200));
+        let fields = field_table(std::slice::from_ref(&record));
+        let values = record.values(&fields);
+        let object_fields = [("log_type".to_owned(), "alb".to_owned())];
+        let mut out = Vec::new();
+        JsonLineWriter::new(&object_fields).write(&record.as_record(&fields, &values), &mut out);
+        let written = entries(&out);
+        let keys: Vec<&str> = written.iter().map(|(key, _)| key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "_time",
+                "_msg",
+                "log._time",
+                "log._msg",
+                "log.log_type",
+                "status",
+                "log_type"
+            ]
+        );
+        let value = |key: &str| &written.iter().find(|(k, _)| k == key).unwrap().1;
+        assert_eq!(value("_time"), "1970-01-01T00:00:00Z");
+        assert_eq!(value("_msg"), "line");
+        assert_eq!(value("log_type"), "alb");
+        assert_eq!(value("log._time"), "1999-01-01T00:00:00Z");
+        assert_eq!(value("log._msg"), "forged message");
+        assert_eq!(value("log.log_type"), "forged stream");
+
+        // Other stores name the record's own keys otherwise: `_msg` is then
+        // a field like any.
+        let record = TestRecord::at(0)
+            .with("message", TestValue::Str("forged message".into()))
+            .with("_msg", TestValue::Str("a field like any".into()));
+        let fields = field_table(std::slice::from_ref(&record));
+        let values = record.values(&fields);
+        let mut out = Vec::new();
+        JsonLineWriter::with_names(&[], "@timestamp", "message")
+            .write(&record.as_record(&fields, &values), &mut out);
+        let keys: Vec<String> = entries(&out).into_iter().map(|(key, _)| key).collect();
+        assert_eq!(keys, ["@timestamp", "message", "log.message", "_msg"]);
     }
 
     #[test]

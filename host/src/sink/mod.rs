@@ -16,6 +16,7 @@ pub mod file;
 pub mod http;
 pub mod json;
 pub mod loki;
+pub mod s3_archive;
 pub mod template;
 #[cfg(test)]
 mod testing;
@@ -28,8 +29,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::SinkConfig;
 use crate::parse::Record;
-use dead_letter::DeadLetter;
-use delivery::{Encoded, Handle, Origin};
+use dead_letter::{DeadLetter, Letters};
+use delivery::{Encoded, Handle, Origin, SinkError};
 
 /// What encoders know of an object.
 pub struct ObjectContext<'a> {
@@ -56,6 +57,8 @@ pub struct Sink {
     pub name: String,
     pub handle: Handle,
     pub encoding: Arc<dyn Encoding>,
+    /// The spool and uploads of an S3 archive sink.
+    pub archive: Option<Arc<s3_archive::ArchiveStats>>,
 }
 
 /// What starting a sink takes besides its own settings.
@@ -71,8 +74,13 @@ pub struct Context {
     pub cancel: CancellationToken,
 }
 
-/// Every configured sink, in name order.
-pub struct Sinks(Vec<Sink>);
+/// Every configured sink, in name order, and the dead-letter output they
+/// share.
+pub struct Sinks {
+    sinks: Vec<Sink>,
+    dead_letter: DeadLetter,
+    cancel: CancellationToken,
+}
 
 impl Sinks {
     /// Starts every sink on the current tokio runtime. Fails on settings
@@ -93,6 +101,7 @@ impl Sinks {
                 cancel: context.cancel.clone(),
                 runtime: runtime.clone(),
             };
+            let mut archive = None;
             let (handle, encoding): (Handle, Arc<dyn Encoding>) = match sink {
                 SinkConfig::VictoriaLogs(config) => {
                     let (store, encoding) = victorialogs::build(config, &path, context)?;
@@ -114,23 +123,46 @@ impl Sinks {
                     let (store, encoding) = cloudwatch_logs::build(config, &path, context)?;
                     (delivery::start(store, settings), Arc::new(encoding))
                 }
+                SinkConfig::S3Archive(config) => {
+                    let (store, encoding, stats) = s3_archive::build(name, config, &path, context)?;
+                    archive = Some(stats);
+                    (delivery::start(store, settings), Arc::new(encoding))
+                }
             };
             sinks.push(Sink {
                 name: name.clone(),
                 handle,
                 encoding,
+                archive,
             });
         }
-        Ok(Sinks(sinks))
+        Ok(Sinks {
+            sinks,
+            dead_letter: context.dead_letter.clone(),
+            cancel: context.cancel.clone(),
+        })
     }
 
     pub fn all(&self) -> &[Sink] {
-        &self.0
+        &self.sinks
     }
 
     /// The position of the sink called `name`.
     pub fn position(&self, name: &str) -> Option<usize> {
-        self.0.iter().position(|sink| sink.name == name)
+        self.sinks.iter().position(|sink| sink.name == name)
+    }
+
+    /// Writes letters of lines that gave no record to the dead-letter
+    /// output; resolves like a sink's delivery, `Cancelled` once
+    /// deliveries are abandoned.
+    pub async fn dead_letter_lines(&self, letters: Letters) -> Result<(), SinkError> {
+        tokio::select! {
+            biased;
+            _ = self.cancel.cancelled() => Err(SinkError::Cancelled),
+            written = self.dead_letter.write_letters(letters) => {
+                written.map_err(|reason| SinkError::DeadLetterLines { reason })
+            }
+        }
     }
 }
 

@@ -56,7 +56,7 @@ impl TestSink {
         };
         let mut sinks = Sinks::start(&BTreeMap::from([(name.to_owned(), config)]), &context)?;
         Ok(TestSink {
-            sink: sinks.0.pop().expect("one sink"),
+            sink: sinks.sinks.pop().expect("one sink"),
             dead_letters,
             _dir: dir,
         })
@@ -223,5 +223,74 @@ impl TestValue {
             TestValue::Str(text) => Value::Str(text),
             TestValue::Int(n) => Value::Int(*n),
         }
+    }
+}
+
+/// What the proxy does with one connection before it starts forwarding.
+#[derive(Clone, Copy)]
+pub enum Fault {
+    /// Reads the request and answers with these bytes.
+    Answer(&'static [u8]),
+    /// Reads the request and never answers, as a hung store does.
+    Stall,
+    /// Reads the request and answers 200 with a valid JSON body of this
+    /// many bytes, far more than any answer of the service.
+    Oversized(usize),
+}
+
+/// Stands between the sink and moto on `port`: nothing listens there for
+/// `down_for` (connections are refused), then the first connections meet
+/// `faults` in order, then every byte is forwarded to moto.
+pub async fn flaky_proxy(
+    moto: std::net::SocketAddr,
+    port: u16,
+    down_for: Duration,
+    faults: Vec<Fault>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    tokio::time::sleep(down_for).await;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .expect("the proxy's port is free");
+    let mut faults = faults.into_iter();
+    loop {
+        let Ok((mut client, _)) = listener.accept().await else {
+            continue;
+        };
+        if let Some(fault) = faults.next() {
+            tokio::spawn(async move {
+                let mut request = [0u8; 64 * 1024];
+                let _ = client.read(&mut request).await;
+                match fault {
+                    Fault::Answer(answer) => {
+                        let _ = client.write_all(answer).await;
+                    }
+                    Fault::Stall => tokio::time::sleep(Duration::from_secs(30)).await,
+                    Fault::Oversized(bytes) => {
+                        let head = format!(
+                            "HTTP/1.1 200 OK\r\nContent-Type: application/x-amz-json-1.1\r\n\
+                             Content-Length: {bytes}\r\nConnection: close\r\n\r\n{{"
+                        );
+                        let _ = client.write_all(head.as_bytes()).await;
+                        let spaces = vec![b' '; 64 * 1024];
+                        let mut left = bytes - 2;
+                        while left > 0 {
+                            let chunk = left.min(spaces.len());
+                            if client.write_all(&spaces[..chunk]).await.is_err() {
+                                return;
+                            }
+                            left -= chunk;
+                        }
+                        let _ = client.write_all(b"}").await;
+                    }
+                }
+            });
+            continue;
+        }
+        tokio::spawn(async move {
+            if let Ok(mut upstream) = tokio::net::TcpStream::connect(moto).await {
+                let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+            }
+        });
     }
 }

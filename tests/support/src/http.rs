@@ -104,6 +104,9 @@ struct Log {
     requests_seen: u64,
     requests: Vec<LoggedRequest>,
     faults: VecDeque<Fault>,
+    /// Requests whose decoded body holds these bytes are answered this
+    /// status, every time: a record the store will never take.
+    poison: Option<(Vec<u8>, StatusCode)>,
 }
 
 /// The accept loop currently serving the port.
@@ -206,6 +209,14 @@ impl HttpReceiver {
     /// server would, so a retrying client may store records twice.
     pub fn delay_next(&self, n: usize, delay: Duration) {
         self.script(n, Fault::Delay(delay));
+    }
+
+    /// Every request whose body, decoded, contains `needle` is answered
+    /// `status` with nothing stored, as a store refuses a whole batch for
+    /// one record it cannot take (a mapping error, a line too long).
+    pub fn refuse_bodies_containing(&self, needle: &str, status: u16) {
+        let status = StatusCode::from_u16(status).expect("a valid HTTP status");
+        self.log().poison = Some((needle.as_bytes().to_vec(), status));
     }
 
     /// The next `n` requests are read, then their TCP connection is closed without an answer.
@@ -337,11 +348,23 @@ async fn handle(
         // nothing arrived.
         Err(_) => return Err(DropConnection),
     };
-    let fault = {
+    let (fault, poison) = {
         let mut log = service.log.lock().expect("receiver log lock");
         log.requests_seen += 1;
-        log.faults.pop_front()
+        (log.faults.pop_front(), log.poison.clone())
     };
+    if let Some((needle, status)) = poison
+        && let Decoded::Body(decoded) = decode_body(
+            content_encoding(&parts),
+            &["gzip", "deflate", "zstd", "snappy"],
+            &body,
+        )
+        && decoded.windows(needle.len()).any(|window| window == needle)
+    {
+        let answer = Answer::new(status, "refused: a record this store cannot take");
+        service.log_request(&parts, body.len(), Some(&answer));
+        return Ok(respond(answer));
+    }
     let answer = match fault {
         Some(Fault::DropConnection) => {
             service.log_request(&parts, body.len(), None);

@@ -15,6 +15,7 @@ mod cloudwatch_logs;
 mod elasticsearch;
 mod file;
 mod loki;
+mod s3_archive;
 mod victorialogs;
 
 use std::collections::BTreeMap;
@@ -26,14 +27,15 @@ use serde::{Deserialize, Serialize, Serializer};
 use toml::{Table, Value};
 
 use super::MIB;
-use super::Secret;
 use super::schema::{Shape, shape_of};
 use super::validate::Problems;
+use super::{Secret, without_credentials};
 
 pub use cloudwatch_logs::{CloudWatchLogsConfig, CloudWatchLogsOptions, CloudWatchMessage};
 pub use elasticsearch::{BulkAction, ElasticsearchAuth, ElasticsearchConfig, ElasticsearchOptions};
 pub use file::{FileConfig, FileOptions};
 pub use loki::{LokiConfig, LokiLine, LokiOptions, is_label_name};
+pub use s3_archive::{S3ArchiveConfig, S3ArchiveOptions};
 pub use victorialogs::{VictoriaLogsConfig, VictoriaLogsOptions};
 
 /// One `[sink.<name>]` section.
@@ -44,6 +46,7 @@ pub enum SinkConfig {
     Loki(LokiConfig),
     CloudWatchLogs(CloudWatchLogsConfig),
     File(FileConfig),
+    S3Archive(S3ArchiveConfig),
 }
 
 /// What every store's settings can do; [`sections!`] writes it for a struct
@@ -126,12 +129,13 @@ pub(crate) fn write_part<T: Serialize>(part: &T) -> Table {
 
 impl SinkConfig {
     /// The store names `type` takes.
-    pub const KINDS: [&str; 5] = [
+    pub const KINDS: [&str; 6] = [
         "victorialogs",
         "elasticsearch",
         "loki",
         "cloudwatch_logs",
         "file",
+        "s3_archive",
     ];
 
     pub fn kind(&self) -> &'static str {
@@ -141,6 +145,7 @@ impl SinkConfig {
             SinkConfig::Loki(_) => "loki",
             SinkConfig::CloudWatchLogs(_) => "cloudwatch_logs",
             SinkConfig::File(_) => "file",
+            SinkConfig::S3Archive(_) => "s3_archive",
         }
     }
 
@@ -153,6 +158,7 @@ impl SinkConfig {
             "loki" => LokiConfig::shape(),
             "cloudwatch_logs" => CloudWatchLogsConfig::shape(),
             "file" => FileConfig::shape(),
+            "s3_archive" => S3ArchiveConfig::shape(),
             _ => return None,
         };
         let Shape::Table(mut keys) = shape else {
@@ -171,6 +177,7 @@ impl SinkConfig {
                 SinkConfig::CloudWatchLogs(CloudWatchLogsConfig::from_table(table)?)
             }
             "file" => SinkConfig::File(FileConfig::from_table(table)?),
+            "s3_archive" => SinkConfig::S3Archive(S3ArchiveConfig::from_table(table)?),
             other => {
                 return Err(serde::de::Error::custom(format!(
                     "unknown sink type {other:?} (known: {})",
@@ -187,6 +194,7 @@ impl SinkConfig {
             SinkConfig::Loki(config) => config.to_table(),
             SinkConfig::CloudWatchLogs(config) => config.to_table(),
             SinkConfig::File(config) => config.to_table(),
+            SinkConfig::S3Archive(config) => config.to_table(),
         };
         table.insert("type".into(), Value::String(self.kind().into()));
         table
@@ -199,6 +207,7 @@ impl SinkConfig {
             SinkConfig::Loki(config) => config.validate(path, problems),
             SinkConfig::CloudWatchLogs(config) => config.validate(path, problems),
             SinkConfig::File(config) => config.validate(path, problems),
+            SinkConfig::S3Archive(config) => config.validate(path, problems),
         }
     }
 
@@ -210,6 +219,7 @@ impl SinkConfig {
             SinkConfig::Loki(config) => &config.batch,
             SinkConfig::CloudWatchLogs(config) => &config.batch,
             SinkConfig::File(config) => &config.batch,
+            SinkConfig::S3Archive(config) => &config.batch,
         }
     }
 }
@@ -301,11 +311,13 @@ impl BatchConfig {
 }
 
 /// How an HTTP store is reached: every HTTP store has these.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[derive(Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(default)]
 pub struct HttpConfig {
     /// The store's base URL (required); a path is kept as a prefix, for a
-    /// store behind a proxy path.
+    /// store behind a proxy path. Credentials in it (`user:password@`) are
+    /// sent as basic auth and never shown.
+    #[serde(serialize_with = "serialize_without_credentials")]
     pub url: String,
     pub username: Option<String>,
     pub password: Option<Secret>,
@@ -316,6 +328,27 @@ pub struct HttpConfig {
     /// Extra CA certificates (PEM) trusted for the store's TLS.
     pub tls_ca_file: Option<PathBuf>,
     pub request_timeout_secs: u64,
+}
+
+fn serialize_without_credentials<S: Serializer>(
+    url: &str,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    without_credentials(url).serialize(serializer)
+}
+
+impl fmt::Debug for HttpConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpConfig")
+            .field("url", &without_credentials(&self.url))
+            .field("username", &self.username)
+            .field("password", &self.password)
+            .field("bearer_token", &self.bearer_token)
+            .field("headers", &self.headers)
+            .field("tls_ca_file", &self.tls_ca_file)
+            .field("request_timeout_secs", &self.request_timeout_secs)
+            .finish()
+    }
 }
 
 impl HttpConfig {

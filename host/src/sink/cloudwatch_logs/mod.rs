@@ -40,7 +40,8 @@
 //!   fail, which no retry of them can change.
 //!
 //! The SDK's own retries are off: retrying, backoff and outage logging are
-//! the delivery machinery's, which sees every attempt.
+//! the delivery machinery's, which sees every attempt. Answers are read up
+//! to [`ANSWER_BYTES`], as the HTTP stores' are (see [`AnswerLimit`]).
 
 mod encoding;
 
@@ -50,16 +51,21 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_cloudwatchlogs::Client;
-use aws_sdk_cloudwatchlogs::config::Region;
+use aws_sdk_cloudwatchlogs::config::interceptors::BeforeDeserializationInterceptorContextMut;
 use aws_sdk_cloudwatchlogs::config::retry::RetryConfig;
 use aws_sdk_cloudwatchlogs::config::timeout::TimeoutConfig;
+use aws_sdk_cloudwatchlogs::config::{ConfigBag, Intercept, Region, RuntimeComponents};
 use aws_sdk_cloudwatchlogs::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_cloudwatchlogs::types::{InputLogEvent, RejectedLogEventsInfo};
+// aws-sdk-s3 re-exports the body type all AWS SDKs share; this one does not.
+use aws_sdk_s3::primitives::SdkBody;
+use aws_smithy_runtime_api::box_error::BoxError;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::Context;
 use super::delivery::{Answer, RecordAnswer, Records, Store};
+use super::http::ANSWER_BYTES;
 use super::template::Template;
 use crate::config::CloudWatchLogsConfig;
 use crate::errors::error_chain;
@@ -116,7 +122,8 @@ pub fn build(
     );
     let mut builder = aws_sdk_cloudwatchlogs::config::Builder::from(&context.aws)
         .retry_config(RetryConfig::disabled())
-        .timeout_config(timeouts);
+        .timeout_config(timeouts)
+        .interceptor(AnswerLimit);
     if let Some(region) = &options.region {
         builder = builder.region(Region::new(region.clone()));
     }
@@ -131,6 +138,32 @@ pub fn build(
         message: options.message,
     };
     Ok((store, encoding))
+}
+
+/// Cuts every answer off after [`ANSWER_BYTES`]: the SDK would read an
+/// answer of any length into memory before looking at it. No answer of
+/// the service is that long; a longer one fails to read, and the call
+/// counts as unanswered (sent again later).
+#[derive(Debug)]
+struct AnswerLimit;
+
+impl Intercept for AnswerLimit {
+    fn name(&self) -> &'static str {
+        "AnswerLimit"
+    }
+
+    fn modify_before_deserialization(
+        &self,
+        context: &mut BeforeDeserializationInterceptorContextMut<'_>,
+        _components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let response = context.response_mut();
+        let body = response.take_body();
+        *response.body_mut() =
+            SdkBody::from_body_1_x(http_body_util::Limited::new(body, ANSWER_BYTES));
+        Ok(())
+    }
 }
 
 /// What became of one record in one attempt.

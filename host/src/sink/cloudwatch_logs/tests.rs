@@ -16,7 +16,9 @@ use crate::config::{
     BatchConfig, CloudWatchLogsConfig, CloudWatchLogsOptions, CloudWatchMessage, SinkConfig,
 };
 use crate::sink::delivery::SinkError;
-use crate::sink::testing::{TestRecord, TestSink, TestValue, origin, resolve, test_aws_config};
+use crate::sink::testing::{
+    Fault, TestRecord, TestSink, TestValue, flaky_proxy, origin, resolve, test_aws_config,
+};
 
 const HOUR_MS: i64 = 3_600_000;
 const MS: i64 = 1_000_000;
@@ -550,15 +552,6 @@ fn malformed_templates_are_named_by_their_key() {
     );
 }
 
-/// What the proxy does with one connection before it starts forwarding.
-#[derive(Clone, Copy)]
-enum Fault {
-    /// Reads the request and answers with these bytes.
-    Answer(&'static [u8]),
-    /// Reads the request and never answers, as a hung store does.
-    Stall,
-}
-
 const UNAVAILABLE: &[u8] =
     b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
 
@@ -568,46 +561,6 @@ Content-Type: application/x-amz-json-1.1\r\n\
 x-amzn-ErrorType: ThrottlingException\r\n\
 Content-Length: 58\r\nConnection: close\r\n\r\n\
 {\"__type\":\"ThrottlingException\",\"message\":\"Rate exceeded\"}";
-
-/// Stands between the sink and moto on `port`: nothing listens there for
-/// `down_for` (connections are refused), then the first connections meet
-/// `faults` in order, then every byte is forwarded to moto.
-async fn flaky_proxy(
-    moto: std::net::SocketAddr,
-    port: u16,
-    down_for: Duration,
-    faults: Vec<Fault>,
-) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    tokio::time::sleep(down_for).await;
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-        .await
-        .expect("the proxy's port is free");
-    let mut faults = faults.into_iter();
-    loop {
-        let Ok((mut client, _)) = listener.accept().await else {
-            continue;
-        };
-        if let Some(fault) = faults.next() {
-            tokio::spawn(async move {
-                let mut request = [0u8; 64 * 1024];
-                let _ = client.read(&mut request).await;
-                match fault {
-                    Fault::Answer(answer) => {
-                        let _ = client.write_all(answer).await;
-                    }
-                    Fault::Stall => tokio::time::sleep(Duration::from_secs(30)).await,
-                }
-            });
-            continue;
-        }
-        tokio::spawn(async move {
-            if let Ok(mut upstream) = tokio::net::TcpStream::connect(moto).await {
-                let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
-            }
-        });
-    }
-}
 
 /// Five events sent through a proxy that plays `faults` (after refusing
 /// connections for a while) must all arrive once, with at least
@@ -691,4 +644,11 @@ async fn throttling_and_a_hung_call_are_retried_until_recovery() {
         4,
     )
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_larger_than_any_the_service_gives_is_not_read_whole() {
+    // Refused, then a 200 whose 16 MiB body is valid JSON: read whole, the
+    // call would count as stored and nothing would reach moto.
+    delivered_through(vec![Fault::Oversized(16 << 20)], 2).await;
 }

@@ -5,6 +5,7 @@
 //! sends it in parts).
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
@@ -16,6 +17,7 @@ use super::deliver::Deliverer;
 use super::records::Encoded;
 use super::{SinkError, Store};
 use crate::config::BatchConfig;
+use crate::errors::panic_message;
 
 pub(super) struct BatchLimits {
     pub max_bytes: u64,
@@ -224,9 +226,37 @@ impl<S: Store> Sender<S> {
         let buffers = self.buffers.clone();
         requests.spawn(async move {
             let _slot = slot;
-            let recycled = deliverer.deliver(batch.chunks, batch.waiters).await;
-            for buffer in recycled {
-                buffers.chunks.give(buffer);
+            let Batch {
+                chunks,
+                records,
+                waiters,
+                ..
+            } = batch;
+            // In a task of its own, so that a panic (compressing the body,
+            // say) fails the callers' records instead of dropping them
+            // unanswered, which reads as cancelled.
+            let delivering = tokio::spawn({
+                let deliverer = deliverer.clone();
+                async move { deliverer.deliver(chunks).await }
+            });
+            match delivering.await {
+                Ok((results, recycled)) => {
+                    for (waiter, result) in waiters.into_iter().zip(results) {
+                        waiter.resolve(result);
+                    }
+                    for buffer in recycled {
+                        buffers.chunks.give(buffer);
+                    }
+                }
+                Err(error) if error.is_panic() => {
+                    deliverer.stats.failures.fetch_add(records, Relaxed);
+                    let error = SinkError::Panicked {
+                        sink: deliverer.name.clone(),
+                        reason: panic_message(&*error.into_panic()).to_owned(),
+                    };
+                    resolve(waiters, Err(error));
+                }
+                Err(_) => resolve(waiters, Err(SinkError::Cancelled)),
             }
         });
     }

@@ -74,7 +74,7 @@ impl BufferPool {
     /// full or the buffer is too small to serve, or grew so large (one huge
     /// record) that keeping it would hold memory the limits do not plan for.
     pub(super) fn give(&self, mut buffer: Vec<u8>) {
-        if !(self.capacity..=2 * self.capacity).contains(&buffer.capacity()) {
+        if !(self.capacity..=self.capacity.saturating_mul(2)).contains(&buffer.capacity()) {
             return;
         }
         buffer.clear();
@@ -131,5 +131,12 @@ mod tests {
         pool.give(Vec::with_capacity(100));
         pool.give(Vec::with_capacity(1 << 20));
         assert_eq!(pool.kept(), 0, "too small and too large are freed");
+    }
+
+    #[test]
+    fn a_pool_of_the_largest_buffers_does_not_overflow() {
+        let pool = BufferPool::new(usize::MAX, 1);
+        pool.give(Vec::new());
+        assert_eq!(pool.kept(), 0);
     }
 }

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use tokio_util::sync::CancellationToken;
 
 use super::backoff::{Backoff, Outage};
-use super::batch::{BatchLimits, Waiter};
+use super::batch::BatchLimits;
 use super::records::{Batch, Encoded, Records};
 use super::{Answer, RecordAnswer, SinkError, SinkStats, Store};
 use crate::sink::dead_letter::{DeadLetter, Letter};
@@ -45,25 +45,31 @@ impl Outcomes {
 }
 
 impl<S: Store> Deliverer<S> {
-    /// Delivers one batch and resolves its callers; returns the callers'
-    /// buffers for reuse.
-    pub(super) async fn deliver(&self, chunks: Vec<Encoded>, waiters: Vec<Waiter>) -> Vec<Vec<u8>> {
+    /// Delivers one batch: what became of each caller's records, and the
+    /// callers' buffers for reuse.
+    pub(super) async fn deliver(
+        &self,
+        chunks: Vec<Encoded>,
+    ) -> (Vec<Result<(), SinkError>>, Vec<Vec<u8>>) {
+        let mut outcomes = Outcomes(vec![None; chunks.len()]);
         let batch = Arc::new(Batch::new(chunks));
-        let mut outcomes = Outcomes(vec![None; waiters.len()]);
         let refused = self
             .send_all(Records::whole(batch.clone()), &mut outcomes)
             .await;
         if !refused.is_empty() {
             self.dead_letter(refused, &mut outcomes).await;
         }
-        for (waiter, outcome) in waiters.into_iter().zip(outcomes.0) {
-            waiter.resolve(outcome.map_or(Ok(()), Err));
-        }
-        match Arc::try_unwrap(batch) {
+        let results = outcomes
+            .0
+            .into_iter()
+            .map(|outcome| outcome.map_or(Ok(()), Err))
+            .collect();
+        let buffers = match Arc::try_unwrap(batch) {
             Ok(batch) => batch.into_buffers().collect(),
             // A request the HTTP client has not let go of yet.
             Err(_) => Vec::new(),
-        }
+        };
+        (results, buffers)
     }
 
     /// Sends until every record is stored, refused for good (returned with

@@ -93,6 +93,11 @@ pub enum SinkError {
     /// The store refused some for good, and writing those to the
     /// dead-letter output failed.
     DeadLetter { sink: String, reason: String },
+    /// Writing an object's lines that gave no record to the dead-letter
+    /// output failed.
+    DeadLetterLines { reason: String },
+    /// Delivering them panicked: a bug in s3logd.
+    Panicked { sink: String, reason: String },
     /// The cancellation token fired before they were accounted for (or
     /// the sink had already stopped).
     Cancelled,
@@ -108,6 +113,13 @@ impl std::fmt::Display for SinkError {
                 f,
                 "sink {sink} refused records for good and the dead-letter output failed: {reason}"
             ),
+            SinkError::DeadLetterLines { reason } => write!(
+                f,
+                "lines that gave no record could not be written to the dead-letter output: {reason}"
+            ),
+            SinkError::Panicked { sink, reason } => {
+                write!(f, "sink {sink} panicked delivering the records: {reason}")
+            }
             SinkError::Cancelled => f.write_str("delivery was cancelled"),
         }
     }

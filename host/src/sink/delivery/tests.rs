@@ -261,6 +261,27 @@ async fn a_failed_request_fails_its_callers_and_no_record_is_dead_lettered() {
 }
 
 #[tokio::test]
+async fn a_store_that_panics_fails_its_callers_and_the_sink_goes_on() {
+    let sink = start(batch(4), |records: &[String]| {
+        assert!(
+            !records.iter().any(|record| record.starts_with('p')),
+            "compressing the batch panicked"
+        );
+        Answer::Stored
+    });
+    let panicking = sink.send("p", 4).await;
+    let error = resolve(panicking).await.unwrap_err();
+    assert!(
+        matches!(&error, SinkError::Panicked { reason, .. }
+            if reason.contains("compressing the batch panicked")),
+        "{error}"
+    );
+    assert_eq!(sink.handle.stats().failures.load(Relaxed), 4);
+    let passing = sink.send("g", 4).await;
+    assert_eq!(resolve(passing).await, Ok(()));
+}
+
+#[tokio::test]
 async fn a_failing_dead_letter_output_fails_only_the_caller_whose_record_was_refused() {
     let sink = start_with_dead_letters(batch(100), refuse_containing("b1"), |dir| {
         dir.join("missing-dir/dead.ndjson")

@@ -288,6 +288,10 @@ pub fn sensitive(value: &str, error: impl FnOnce() -> String) -> anyhow::Result<
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
+    use s3logd_test_support::http as receiver;
+
     use super::*;
 
     fn headers(retry_after: &str) -> HeaderMap {
@@ -372,6 +376,38 @@ mod tests {
             client.url(&["insert", "jsonline"]).as_str(),
             "http://127.0.0.1:9428/insert/jsonline"
         );
+    }
+
+    /// Answers every request with a 4 MiB error body.
+    struct Verbose;
+
+    impl receiver::Protocol for Verbose {
+        fn answer(
+            &self,
+            _parts: &hyper::http::request::Parts,
+            _path: &str,
+            _body: &[u8],
+        ) -> receiver::Answer {
+            receiver::Answer::new(StatusCode::BAD_REQUEST, vec![b'x'; 4 << 20])
+        }
+    }
+
+    #[tokio::test]
+    async fn an_answer_is_read_up_to_the_bound_the_caller_gives() {
+        let store = receiver::HttpReceiver::start(Arc::new(Verbose), None, "");
+        let config = HttpConfig {
+            url: store.url(),
+            request_timeout_secs: 10,
+            ..HttpConfig::default()
+        };
+        let client = HttpClient::new(&config, "sink.vl", HeaderMap::new()).unwrap();
+        let body = Body::of_bytes(b"{}\n".to_vec(), crate::config::Compression::None).await;
+        let response = client
+            .post(&client.url(&["insert"]), &body, ANSWER_BYTES)
+            .await
+            .expect("an answer");
+        assert_eq!(response.status, StatusCode::BAD_REQUEST);
+        assert_eq!(response.body.len(), ANSWER_BYTES);
     }
 
     #[test]

@@ -11,7 +11,7 @@ use crate::config::LokiLine;
 use crate::config::sink::is_label_name;
 use crate::parse::{Field, Record};
 use crate::sink::delivery::{Encoded, Records};
-use crate::sink::json::{JsonLineWriter, write_str, write_text};
+use crate::sink::json::{JsonLineWriter, MSG_KEY, OwnKeys, TIME_KEY, write_str, write_text};
 use crate::sink::{Encoding, ObjectContext, RecordEncoder, now_nanos};
 
 /// A stream with no label at all is refused by Loki; it gets this one.
@@ -68,16 +68,23 @@ fn label_name(field: &str) -> String {
 
 impl Encoding for LokiEncoding {
     fn encoder(&self, object: &ObjectContext<'_>) -> Box<dyn RecordEncoder> {
-        Box::new(LokiEncoder {
+        Box::new(self.object_encoder(object))
+    }
+}
+
+impl LokiEncoding {
+    fn object_encoder(&self, object: &ObjectContext<'_>) -> LokiEncoder {
+        LokiEncoder {
             labels: self.labels.clone(),
             static_labels: self.static_labels.clone(),
             object_fields: object.fields.to_vec(),
+            own_keys: OwnKeys::new(TIME_KEY, MSG_KEY, object.fields),
             positions: vec![None; self.labels.len()],
             fields_seen: 0,
             json: (self.line == LokiLine::Json).then(|| JsonLineWriter::new(object.fields)),
             group: Vec::new(),
             scratch: Vec::new(),
-        })
+        }
     }
 }
 
@@ -85,6 +92,9 @@ struct LokiEncoder {
     labels: Vec<(String, String)>,
     static_labels: Vec<(String, String)>,
     object_fields: Vec<(String, String)>,
+    /// A label names a field as the JSON line has it: a parser's field
+    /// named like an object field is not the object's.
+    own_keys: OwnKeys,
     /// Each label's field in the session's table, learned as it grows.
     positions: Vec<Option<usize>>,
     fields_seen: usize,
@@ -128,7 +138,9 @@ impl LokiEncoder {
         }
         self.fields_seen = fields.len();
         for (position, (_, field)) in self.positions.iter_mut().zip(&self.labels) {
-            *position = fields.iter().position(|known| known.name == *field);
+            *position = fields
+                .iter()
+                .position(|known| self.own_keys.field_key(&known.name) == field.as_str());
         }
     }
 
@@ -238,4 +250,36 @@ pub(super) fn push_body(records: &Records) -> Vec<u8> {
     }
     body.extend_from_slice(b"]}");
     body
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::sink::testing::{TestRecord, TestValue, field_table, origin};
+
+    #[test]
+    fn a_field_named_like_an_object_field_does_not_choose_the_stream() {
+        let encoding = LokiEncoding::new(
+            vec!["log_type".into(), "elb".into()],
+            &BTreeMap::new(),
+            LokiLine::Json,
+        );
+        let object_fields = [("log_type".to_owned(), "alb".to_owned())];
+        let origin = Arc::new(origin("a.log"));
+        let mut encoder = encoding.object_encoder(&ObjectContext {
+            origin: &origin,
+            fields: &object_fields,
+        });
+        let record = TestRecord::at(0)
+            .with("log_type", TestValue::Str("forged".into()))
+            .with("elb", TestValue::Str("app/web/1".into()));
+        let fields = field_table(std::slice::from_ref(&record));
+        let values = record.values(&fields);
+        let mut encoded = Encoded::new(Vec::new(), origin.clone());
+        encoder.encode(&record.as_record(&fields, &values), 0, &mut encoded);
+        let group = String::from_utf8(encoder.group.clone()).unwrap();
+        assert_eq!(group, r#"{"elb":"app/web/1","log_type":"alb"}"#);
+    }
 }

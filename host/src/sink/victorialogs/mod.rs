@@ -16,7 +16,7 @@ use reqwest::header::{self, HeaderMap, HeaderValue};
 use super::Context;
 use super::delivery::{Answer, RecordAnswer, Records, Store};
 use super::http::{ANSWER_BYTES, Body, HttpClient};
-use super::json::JsonLines;
+use super::json::{JsonLines, MSG_KEY, TIME_KEY};
 use crate::config::{Compression, VictoriaLogsConfig};
 
 /// VictoriaLogs answers 200 and drops the body unread without this type.
@@ -59,8 +59,8 @@ pub fn build(
         if !stream_fields.is_empty() {
             query.append_pair("_stream_fields", &stream_fields.join(","));
         }
-        query.append_pair("_msg_field", "_msg");
-        query.append_pair("_time_field", "_time");
+        query.append_pair("_msg_field", MSG_KEY);
+        query.append_pair("_time_field", TIME_KEY);
     }
     let store = VictoriaLogs {
         client,

@@ -1,0 +1,127 @@
+//! `s3logd listen`: s3logger's job. Accepts TCP connections on
+//! `listen.address` and hands every JSON object they carry to the sinks
+//! (see [`s3logd::source::listener`]), with the sinks, dead-letter output
+//! and metrics endpoint of `run`; drains on SIGTERM/SIGINT.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+
+use s3logd::config::Config;
+use s3logd::metrics::Metrics;
+use s3logd::shutdown::{Drained, Shutdown};
+use s3logd::source::listener::Listener;
+use s3logd::source::listener::metrics::ListenerMetrics;
+
+use super::run::{init_logging, render_metrics, start_sinks};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The TOML configuration file: `[listen]` and the `[sink.<name>]`
+    /// sections (`queue.url` is not needed).
+    #[arg(long, value_name = "FILE")]
+    config: PathBuf,
+}
+
+pub fn run(args: Args) -> Result<ExitCode> {
+    let config = load_config(&args.config)?;
+    init_logging(&config.log);
+    s3logd::memory::limit_malloc_caching();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let result = runtime.block_on(listen(config));
+    runtime.shutdown_background();
+    result.map(|()| ExitCode::SUCCESS)
+}
+
+/// The configuration, with the `queue.url` that `run` requires and
+/// `listen` does not use made up when absent.
+fn load_config(path: &Path) -> Result<Config> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text = match text.parse::<toml::Table>() {
+        Ok(mut table) => {
+            let queue = table
+                .entry("queue")
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            if let toml::Value::Table(queue) = queue
+                && !queue.contains_key("url")
+                && std::env::var_os("S3LOGD_QUEUE_URL").is_none()
+            {
+                queue.insert("url".into(), "https://queue.unused.invalid/".into());
+            }
+            toml::to_string(&table).expect("a TOML table serializes")
+        }
+        // Reported with its position by the configuration's own parser.
+        Err(_) => text,
+    };
+    let env = std::env::vars_os()
+        .filter_map(|(name, value)| Some((name.into_string().ok()?, value.into_string().ok()?)));
+    Config::parse(&text, env).map_err(|errors| anyhow::anyhow!("{}:\n{errors}", path.display()))
+}
+
+async fn listen(config: Config) -> Result<()> {
+    let shutdown = Shutdown::default();
+    tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move {
+            if let Err(error) = shutdown.watch_signals().await {
+                tracing::error!(%error, "cannot watch for SIGTERM/SIGINT");
+            }
+        }
+    });
+    let (sinks, _, _) = start_sinks(&config, &shutdown).await?;
+    let metrics = Arc::new(Metrics::default());
+    let listener_metrics = Arc::new(ListenerMetrics::default());
+    let listener = Listener::bind(
+        &config.listen,
+        sinks.clone(),
+        listener_metrics.clone(),
+        &shutdown,
+    )
+    .await?;
+
+    let metrics_address: SocketAddr = config.metrics.listen.parse()?;
+    let render = {
+        let metrics = metrics.clone();
+        let sinks = sinks.clone();
+        move || {
+            let mut out = render_metrics(&metrics, 0, &sinks);
+            listener_metrics.render(&mut out);
+            out
+        }
+    };
+    let server_stop = tokio_util::sync::CancellationToken::new();
+    let server = tokio::spawn(s3logd::metrics::serve(
+        metrics_address,
+        metrics.clone(),
+        render,
+        server_stop.clone(),
+    ));
+    tracing::info!(address = %listener.local_addr()?, "listening");
+    metrics.set_ready();
+    let grace = Duration::from_secs(config.shutdown.grace_period_secs);
+    let drained = tokio::select! {
+        drained = listener.run(&shutdown, grace) => drained,
+        served = server => {
+            served.expect("the metrics server does not panic")?;
+            anyhow::bail!("the metrics server stopped");
+        }
+    };
+    metrics.set_shutting_down();
+    if drained == Drained::GraceExpired {
+        tracing::warn!(
+            grace_period_secs = config.shutdown.grace_period_secs,
+            "the grace period expired before every record was delivered"
+        );
+    }
+    server_stop.cancel();
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,526 @@
+//! `s3logd listen` end to end: the binary reads JSON objects from TCP
+//! clients into the VictoriaLogs receiver. Every test counts what it sent
+//! against what was stored.
+//!
+//! Throughput: `S3LOGD_LISTEN_BENCH_MESSAGES=200000 cargo test --release -p
+//! s3logd --test listener -- --ignored --nocapture throughput` prints
+//! messages/s, MB/s, the CPU time s3logd used and its peak RSS.
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use s3logd_test_support::victorialogs::VictoriaLogs;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const WAIT: Duration = Duration::from_secs(60);
+const POLL: Duration = Duration::from_millis(20);
+
+/// A running `s3logd listen`, killed when dropped.
+struct Listen {
+    process: Child,
+    address: SocketAddr,
+    metrics: SocketAddr,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|probe| probe.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+impl Listen {
+    /// Starts the listener with `listen` and `sink` settings added to its
+    /// `[listen]` and `[sink.vl]` sections.
+    async fn start(receiver: &VictoriaLogs, listen: &str, sink: &str) -> Listen {
+        let dir = tempfile::tempdir().unwrap();
+        let address = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()));
+        let metrics = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()));
+        let config = format!(
+            r#"[listen]
+address = "{address}"
+{listen}
+
+[sink.vl]
+type = "victorialogs"
+url = "{url}"
+batch_max_age_ms = 50
+{sink}
+
+[dead_letter]
+path = "{dead_letter}"
+
+[metrics]
+listen = "{metrics}"
+
+[shutdown]
+grace_period_secs = 30
+"#,
+            url = receiver.url(),
+            dead_letter = dir.path().join("dead-letter.ndjson").display(),
+        );
+        let path = dir.path().join("s3logd.toml");
+        std::fs::write(&path, config).unwrap();
+        let log = dir.path().join("s3logd.log");
+        let output = std::fs::File::create(&log).unwrap();
+        let process = Command::new(env!("CARGO_BIN_EXE_s3logd"))
+            .arg("listen")
+            .arg("--config")
+            .arg(&path)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_REGION", "us-east-1")
+            .env_remove("AWS_PROFILE")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .stdin(Stdio::null())
+            .stdout(output.try_clone().unwrap())
+            .stderr(output)
+            .spawn()
+            .expect("s3logd starts");
+        let mut listen = Listen {
+            process,
+            address,
+            metrics,
+            log,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + WAIT;
+        while TcpStream::connect(metrics).await.is_err() || listen.metrics().await.is_empty() {
+            if let Some(status) = listen.process.try_wait().unwrap() {
+                panic!("s3logd exited with {status}:\n{}", listen.log_text());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "not serving:\n{}",
+                listen.log_text()
+            );
+            tokio::time::sleep(POLL).await;
+        }
+        listen
+    }
+
+    async fn connect(&self) -> TcpStream {
+        TcpStream::connect(self.address).await.expect("connects")
+    }
+
+    /// `/metrics` as `series value` pairs.
+    async fn metrics(&self) -> BTreeMap<String, f64> {
+        let get = async {
+            let mut stream = TcpStream::connect(self.metrics).await?;
+            stream
+                .write_all(b"GET /metrics HTTP/1.0\r\nHost: s3logd\r\n\r\n")
+                .await?;
+            let mut response = String::new();
+            stream.read_to_string(&mut response).await?;
+            Ok::<_, std::io::Error>(response)
+        };
+        let Ok(Ok(response)) = tokio::time::timeout(Duration::from_secs(5), get).await else {
+            return BTreeMap::new();
+        };
+        response
+            .lines()
+            .filter(|line| line.starts_with("s3logd_"))
+            .filter_map(|line| {
+                let (name, value) = line.rsplit_once(' ')?;
+                Some((name.to_owned(), value.parse().ok()?))
+            })
+            .collect()
+    }
+
+    async fn wait_for_metric(&self, series: &str, at_least: f64) -> BTreeMap<String, f64> {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let metrics = self.metrics().await;
+            if metrics.get(series).copied().unwrap_or(0.0) >= at_least {
+                return metrics;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{series} below {at_least}: {metrics:?}\n{}",
+                self.log_text()
+            );
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    fn signal(&self, signal: libc::c_int) {
+        let pid = libc::pid_t::try_from(self.process.id()).unwrap();
+        // SAFETY: kill(2) on our own unreaped child.
+        assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
+    }
+
+    async fn wait_for_exit(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(status) = self.process.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "still running:\n{}",
+                self.log_text()
+            );
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Peak resident set of the process so far, in KiB.
+    fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.process.id()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmHWM:"))
+            .and_then(|value| value.trim().trim_end_matches(" kB").trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// User and system CPU seconds used so far.
+    fn cpu_secs(&self) -> f64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.process.id()))
+            .unwrap_or_default();
+        let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        let ticks = |at: usize| {
+            fields
+                .get(at)
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        // utime and stime are fields 14 and 15 of stat, 12 and 13 after the name.
+        (ticks(11) + ticks(12)) / 100.0
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Listen {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+        if std::thread::panicking() {
+            eprintln!("--- s3logd log ---\n{}", self.log_text());
+        }
+    }
+}
+
+fn message(connection: usize, seq: usize, padding: usize) -> String {
+    format!(
+        "{{\"conn\":{connection},\"seq\":{seq},\"text\":\"{}\"}}\n",
+        "x".repeat(padding)
+    )
+}
+
+/// Waits until the server closes `stream` (EOF or reset).
+async fn assert_closed_by_server(stream: &mut TcpStream) {
+    let mut buf = [0u8; 16];
+    match tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf)).await {
+        Ok(Ok(0)) | Ok(Err(_)) => {}
+        other => panic!("the connection is still open: {other:?}"),
+    }
+}
+
+/// `(conn, seq)` of every stored row, with how often each was stored.
+fn stored_ids(receiver: &VictoriaLogs) -> BTreeMap<(String, String), usize> {
+    let mut ids = BTreeMap::new();
+    for row in receiver.rows() {
+        let id = (
+            row.fields.get("conn").cloned().unwrap_or_default(),
+            row.fields.get("seq").cloned().unwrap_or_default(),
+        );
+        *ids.entry(id).or_default() += 1;
+    }
+    ids
+}
+
+#[tokio::test]
+async fn a_malformed_or_5_mib_object_closes_only_its_connection() {
+    let receiver = VictoriaLogs::start();
+    let listen = Listen::start(&receiver, "", "").await;
+    let mut good = listen.connect().await;
+    good.write_all(message(0, 0, 10).as_bytes()).await.unwrap();
+
+    let mut malformed = listen.connect().await;
+    malformed
+        .write_all(b"{\"conn\":1,\"seq\":0}\n{\"conn\":1,\"seq\":}\n{\"conn\":1,\"seq\":2}\n")
+        .await
+        .unwrap();
+    assert_closed_by_server(&mut malformed).await;
+
+    let mut large = listen.connect().await;
+    let big = message(2, 0, 5 << 20);
+    // The server may close before everything is written.
+    let _ = large.write_all(big.as_bytes()).await;
+    assert_closed_by_server(&mut large).await;
+
+    // The good connection goes on.
+    good.write_all(message(0, 1, 10).as_bytes()).await.unwrap();
+    good.shutdown().await.unwrap();
+    receiver.wait_for_rows(3, WAIT).await;
+    let metrics = listen
+        .wait_for_metric("s3logd_listen_malformed_total{reason=\"too_large\"}", 1.0)
+        .await;
+    assert_eq!(
+        metrics["s3logd_listen_malformed_total{reason=\"invalid_json\"}"],
+        1.0
+    );
+    assert_eq!(metrics["s3logd_listen_connections_total"], 3.0);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let ids = stored_ids(&receiver);
+    let expected: BTreeMap<(String, String), usize> = [("0", "0"), ("0", "1"), ("1", "0")]
+        .into_iter()
+        .map(|(c, s)| ((c.to_owned(), s.to_owned()), 1))
+        .collect();
+    assert_eq!(ids, expected, "the object before the malformed one is kept");
+    let metrics = listen.metrics().await;
+    assert_eq!(metrics["s3logd_listen_objects_total"], 3.0);
+    assert_eq!(metrics["s3logd_listen_connections_open"], 0.0);
+}
+
+#[tokio::test]
+async fn fifty_concurrent_connections_are_all_stored_once() {
+    const CONNECTIONS: usize = 50;
+    const MESSAGES: usize = 400;
+    let receiver = VictoriaLogs::start();
+    let listen = Arc::new(Listen::start(&receiver, "", "").await);
+    let mut senders = Vec::new();
+    for connection in 0..CONNECTIONS {
+        let listen = listen.clone();
+        senders.push(tokio::spawn(async move {
+            let mut stream = listen.connect().await;
+            // Several messages per write, some cut mid-object: interleaving
+            // across connections must not mix them up.
+            let mut text = String::new();
+            for seq in 0..MESSAGES {
+                text += &message(connection, seq, seq % 97);
+            }
+            for piece in text.as_bytes().chunks(1000 + connection * 7) {
+                stream.write_all(piece).await.unwrap();
+                tokio::task::yield_now().await;
+            }
+            stream.shutdown().await.unwrap();
+        }));
+    }
+    for sender in senders {
+        sender.await.unwrap();
+    }
+    receiver.wait_for_rows(CONNECTIONS * MESSAGES, WAIT).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let ids = stored_ids(&receiver);
+    assert_eq!(ids.len(), CONNECTIONS * MESSAGES, "every message is stored");
+    assert!(ids.values().all(|&n| n == 1), "and stored once");
+    let metrics = listen
+        .wait_for_metric(
+            "s3logd_sink_records_total{sink=\"vl\"}",
+            (CONNECTIONS * MESSAGES) as f64,
+        )
+        .await;
+    assert_eq!(
+        metrics["s3logd_listen_objects_total"],
+        (CONNECTIONS * MESSAGES) as f64
+    );
+    assert_eq!(
+        metrics["s3logd_listen_connections_total"],
+        CONNECTIONS as f64
+    );
+}
+
+#[tokio::test]
+async fn a_slow_sink_blocks_the_sender_and_loses_nothing() {
+    const MESSAGES: usize = 40_000;
+    let receiver = VictoriaLogs::start();
+    // A small buffer budget: two batches of 64 KiB.
+    let listen = Listen::start(
+        &receiver,
+        "",
+        "batch_max_bytes = 65536\nmax_requests_in_flight = 1\n",
+    )
+    .await;
+    receiver.delay_next(1, Duration::from_secs(4));
+    let written = Arc::new(AtomicU64::new(0));
+    let sender = {
+        let written = written.clone();
+        let mut stream = listen.connect().await;
+        tokio::spawn(async move {
+            let mut chunk = String::new();
+            for seq in 0..MESSAGES {
+                chunk += &message(0, seq, 1000);
+                if chunk.len() >= 64 << 10 || seq + 1 == MESSAGES {
+                    stream.write_all(chunk.as_bytes()).await.unwrap();
+                    written.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                    chunk.clear();
+                }
+            }
+            stream.shutdown().await.unwrap();
+        })
+    };
+    let total = (0..MESSAGES)
+        .map(|seq| message(0, seq, 1000).len() as u64)
+        .sum::<u64>();
+    // While the first request hangs, the sender cannot get everything out.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let stuck_at = written.load(Ordering::Relaxed);
+    assert!(
+        stuck_at < total,
+        "the sender wrote all {total} bytes while the sink was stalled"
+    );
+    println!("sender blocked after {stuck_at} of {total} bytes");
+    tokio::time::timeout(WAIT, sender).await.unwrap().unwrap();
+    receiver.wait_for_rows(MESSAGES, WAIT).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let ids = stored_ids(&receiver);
+    assert_eq!(ids.len(), MESSAGES);
+    assert!(ids.values().all(|&n| n == 1));
+}
+
+#[tokio::test]
+async fn concatenated_objects_without_newlines_are_records_kept_as_sent() {
+    let receiver = VictoriaLogs::start();
+    let listen = Listen::start(&receiver, "", "").await;
+    let mut stream = listen.connect().await;
+    let sent = [
+        r#"{"conn":7,"seq":0,"nested":{"a":"}{"}}"#,
+        r#"{"conn":7,"seq":1}"#,
+        r#"{ "conn" : 7, "seq" : 2 }"#,
+    ];
+    let text = format!("{}{} {}", sent[0], sent[1], sent[2]);
+    for piece in text.as_bytes().chunks(5) {
+        stream.write_all(piece).await.unwrap();
+        stream.flush().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    stream.shutdown().await.unwrap();
+    let mut rows = receiver.wait_for_rows(3, WAIT).await;
+    rows.sort_by_key(|row| row.fields["seq"].clone());
+    let msgs: Vec<&str> = rows.iter().map(|row| row.msg.as_str()).collect();
+    assert_eq!(msgs, sent, "_msg is the object as sent");
+    assert_eq!(
+        rows[0].fields["nested.a"], "}{",
+        "keys are fields, flattened"
+    );
+}
+
+#[tokio::test]
+async fn time_comes_from_the_configured_field_else_the_receive_time() {
+    let receiver = VictoriaLogs::start();
+    let listen = Listen::start(
+        &receiver,
+        "time_field = \"at\"\ntime_format = \"unix_ms\"",
+        "",
+    )
+    .await;
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64;
+    let mut stream = listen.connect().await;
+    stream
+        .write_all(
+            b"{\"seq\":0,\"at\":1700000000123}\n{\"seq\":1,\"ts\":\"2001-01-01T00:00:00Z\"}\n",
+        )
+        .await
+        .unwrap();
+    stream.shutdown().await.unwrap();
+    let mut rows = receiver.wait_for_rows(2, WAIT).await;
+    let after = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64;
+    rows.sort_by_key(|row| row.fields["seq"].clone());
+    assert_eq!(rows[0].time, 1_700_000_000_123_000_000);
+    assert!(
+        !rows[0].fields.contains_key("at"),
+        "the time field is _time"
+    );
+    // `ts` is not the configured field: a field, and the time is the receive time.
+    assert!(
+        (before..=after).contains(&rows[1].time),
+        "{} not within {before}..={after}",
+        rows[1].time
+    );
+    assert_eq!(rows[1].fields["ts"], "2001-01-01T00:00:00Z");
+}
+
+#[tokio::test]
+async fn sigterm_reads_what_was_sent_delivers_it_and_exits() {
+    const MESSAGES: usize = 5_000;
+    let receiver = VictoriaLogs::start();
+    let mut listen = Listen::start(&receiver, "", "").await;
+    let mut stream = listen.connect().await;
+    let mut text = String::new();
+    for seq in 0..MESSAGES {
+        text += &message(3, seq, 50);
+    }
+    stream.write_all(text.as_bytes()).await.unwrap();
+    listen.signal(libc::SIGTERM);
+    let status = listen.wait_for_exit().await;
+    assert!(status.success(), "{status}");
+    // New connections are refused once it stopped.
+    assert!(TcpStream::connect(listen.address).await.is_err());
+    assert_eq!(receiver.rows().len(), MESSAGES, "delivered before exiting");
+}
+
+/// Throughput and peak RSS of one connection per core, printed not
+/// asserted (see the module's doc for the command).
+#[tokio::test]
+#[ignore = "a measurement; run with --ignored --nocapture"]
+async fn throughput() {
+    let messages = s3logd_test_support::env_number("S3LOGD_LISTEN_BENCH_MESSAGES", 200_000);
+    let connections = s3logd_test_support::env_number("S3LOGD_LISTEN_BENCH_CONNECTIONS", 4);
+    let receiver = VictoriaLogs::start_counting();
+    let listen = Arc::new(Listen::start(&receiver, "", "").await);
+    // A typical application log line of about 200 bytes.
+    let line = |c: usize, seq: usize| {
+        format!(
+            "{{\"time\":\"2024-05-01T12:00:00.{seq:06}Z\",\"level\":\"info\",\"conn\":{c},\"seq\":{seq},\"msg\":\"request served\",\"http\":{{\"method\":\"GET\",\"path\":\"/api/v1/items/{seq}\",\"status\":200}},\"duration_ms\":12.5}}\n"
+        )
+    };
+    let per_connection = messages / connections;
+    let payloads: Vec<String> = (0..connections)
+        .map(|c| (0..per_connection).map(|seq| line(c, seq)).collect())
+        .collect();
+    let bytes: usize = payloads.iter().map(String::len).sum();
+    let cpu_before = listen.cpu_secs();
+    let started = Instant::now();
+    let mut senders = Vec::new();
+    for payload in payloads {
+        let listen = listen.clone();
+        senders.push(tokio::spawn(async move {
+            let mut stream = listen.connect().await;
+            stream.write_all(payload.as_bytes()).await.unwrap();
+            stream.shutdown().await.unwrap();
+        }));
+    }
+    for sender in senders {
+        sender.await.unwrap();
+    }
+    let total = per_connection * connections;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while receiver.counters().rows_stored < total as u64 {
+        assert!(Instant::now() < deadline, "{:?}", receiver.counters());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let cpu = listen.cpu_secs() - cpu_before;
+    println!(
+        "{total} messages, {:.1} MB over {connections} connections in {elapsed:.2} s: \
+         {:.0} messages/s, {:.1} MB/s wall; s3logd used {cpu:.2} CPU s: {:.0} messages/s, \
+         {:.1} MB/s per core; peak RSS {} MiB",
+        bytes as f64 / 1e6,
+        total as f64 / elapsed,
+        bytes as f64 / 1e6 / elapsed,
+        total as f64 / cpu,
+        bytes as f64 / 1e6 / cpu,
+        listen.peak_rss_kib() / 1024
+    );
+}
