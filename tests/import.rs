@@ -631,6 +631,154 @@ async fn enqueued_objects_are_collected_by_run_like_s3_events() {
 /// The bucket-shaped folder README's first command imports.
 const SAMPLE_BUCKET: &str = "samples/my-log-bucket";
 
+/// `--keys-from`: exactly the keys of the file, not a listing; a missing
+/// key is a failed object; the rerun skips the imported ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_from_a_file_imports_exactly_them_and_fails_the_missing_one() {
+    let moto = MotoServer::start();
+    let receiver = VictoriaLogs::start();
+    moto.create_bucket(BUCKET).await;
+    let dir = TempDir::new().unwrap();
+    let existing = [
+        alb_key(ACCOUNT, "eu-west-1", "2024/05/01", "20240501T0005Z", 1),
+        "retry/with space+plus sign.log.gz".to_owned(),
+        "retry/ü%41.log.gz".to_owned(),
+    ];
+    let mut objects = Vec::new();
+    for (n, key) in existing.iter().enumerate() {
+        objects.push(put_alb(&moto, key, 7000 + n as u64, 3).await);
+    }
+    // In the bucket, under the same prefix, but not in the file.
+    put_alb(&moto, "retry/not listed.log.gz", 7100, 3).await;
+    let missing = "retry/gone away.log.gz";
+    let keys_file = dir.path().join("failed-keys.txt");
+    std::fs::write(
+        &keys_file,
+        format!(
+            "# keys that failed last time\n{}\n\n{}\r\n{missing}\n# end\n{}\n",
+            existing[0], existing[1], existing[2]
+        ),
+    )
+    .unwrap();
+    let config = config(dir.path(), &moto, &receiver, "");
+    let checkpoint = dir.path().join("keys.checkpoint");
+    let args = [
+        "--config",
+        config.to_str().unwrap(),
+        "s3://backfill",
+        "--keys-from",
+        keys_file.to_str().unwrap(),
+        "--checkpoint",
+        checkpoint.to_str().unwrap(),
+    ];
+    // A dry run asks S3 for each key (HeadObject): sizes, and the missing one.
+    let dry = import(&[&args[..], &["--dry-run"]].concat());
+    let text = stderr(&dry);
+    assert_eq!(dry.status.code(), Some(1), "{text}");
+    assert!(text.contains("would import 3 objects ("), "{text}");
+    assert!(
+        text.contains(&format!("  s3://backfill/{missing}: no such key")),
+        "{text}"
+    );
+    assert!(!checkpoint.exists(), "a dry run writes no checkpoint");
+
+    let output = import(&args);
+    let text = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert_eq!(summary_number(&output, "objects", "imported"), 3, "{text}");
+    assert_eq!(summary_number(&output, "objects", "failed"), 1, "{text}");
+    assert!(
+        text.contains("failed objects") && text.contains(&format!("  s3://backfill/{missing}: ")),
+        "{text}"
+    );
+    assert!(list_requests(&output).is_empty(), "nothing is listed");
+    let rows = settled(&receiver).await;
+    let all: Vec<&LogObject> = objects.iter().collect();
+    assert_stored_once(&rows, &all);
+    let by_key = rows_by_key(&rows);
+    assert_eq!(by_key.len(), 3, "{by_key:?}");
+    for key in &existing {
+        assert_eq!(by_key.get(key), Some(&3), "{key}");
+    }
+    let saved = std::fs::read_to_string(&checkpoint).unwrap();
+    assert!(saved.contains(missing), "{saved}");
+
+    // The rerun skips the three and fails the missing one again.
+    let again = import(&args);
+    assert_eq!(again.status.code(), Some(1), "{}", stderr(&again));
+    assert_eq!(summary_number(&again, "objects", "imported"), 0);
+    assert_eq!(summary_number(&again, "objects", "failed"), 1);
+    assert_eq!(summary_number(&again, "objects", "already"), 3);
+    assert_eq!(settled(&receiver).await.len(), rows.len());
+}
+
+/// Keys from standard input, relative to a local directory; a missing file
+/// fails; `--since` with `--keys-from` is refused.
+#[test]
+fn keys_from_stdin_for_a_local_directory_and_no_time_range() {
+    let dir = TempDir::new().unwrap();
+    let root = dir.path().join("bucket");
+    let keys = ["logs/a b+c.log", "logs/two.log"];
+    for (n, key) in keys.iter().enumerate() {
+        let path = root.join(key);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, LogObject::alb(key, 7200 + n as u64, 2).text()).unwrap();
+    }
+    std::fs::write(
+        root.join("logs/other.log"),
+        LogObject::alb("x", 7300, 2).text(),
+    )
+    .unwrap();
+    let checkpoint = dir.path().join("local-keys.checkpoint");
+    let mut child = command(&[
+        root.to_str().unwrap(),
+        "--keys-from",
+        "-",
+        "--checkpoint",
+        checkpoint.to_str().unwrap(),
+    ])
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin
+            .write_all(b"logs/a b+c.log\nlogs/missing.log\nlogs/two.log\n")
+            .unwrap();
+    }
+    let output = child.wait_with_output().unwrap();
+    let text = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert_eq!(summary_number(&output, "objects", "imported"), 2, "{text}");
+    assert_eq!(summary_number(&output, "objects", "failed"), 1, "{text}");
+    assert!(text.contains("logs/missing.log: no such file"), "{text}");
+    let records = String::from_utf8(output.stdout).unwrap();
+    let seen: BTreeSet<&str> = records
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+        .map(|record| keys.iter().copied().find(|k| record["key"] == *k).unwrap())
+        .collect();
+    assert_eq!(seen, keys.iter().copied().collect());
+    assert_eq!(records.lines().count(), 4);
+
+    let refused = import(&[
+        root.to_str().unwrap(),
+        "--keys-from",
+        "-",
+        "--since",
+        "2024-05-01",
+    ]);
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("--since/--until do not apply"),
+        "{}",
+        stderr(&refused)
+    );
+}
+
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()

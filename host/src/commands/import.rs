@@ -16,6 +16,7 @@ use tracing_subscriber::EnvFilter;
 use s3logd::config::{Config, LogConfig, LogFormat};
 use s3logd::shutdown::Shutdown;
 use s3logd::source::import::checkpoint::Checkpoint;
+use s3logd::source::import::keys::KeysFile;
 use s3logd::source::import::layouts::{TimeRange, format_time, parse_time};
 use s3logd::source::import::listing::Store;
 use s3logd::source::import::progress::{LogWriter, human_bytes};
@@ -43,6 +44,16 @@ pub struct Args {
     /// Only objects whose key time is before this (excluded), same forms.
     #[arg(long, value_name = "TIME")]
     until: Option<String>,
+    /// Import exactly the keys this file lists (`-`: standard input)
+    /// instead of listing the SOURCE: one key a line, as S3 spells it
+    /// (UTF-8, not URL-encoded); blank lines and lines starting with `#`
+    /// are skipped. Takes one SOURCE: `s3://bucket[/prefix]` (full keys; a
+    /// key outside the prefix is skipped) or a local directory (keys
+    /// relative to it). Not with --since/--until. The checkpoint applies
+    /// as for a listing; a key that does not exist is a failed object. For
+    /// retrying the failed keys of an earlier run, or a query's list.
+    #[arg(long, value_name = "FILE", verbatim_doc_comment)]
+    keys_from: Option<String>,
     /// Objects processed at once [default: queue.concurrency].
     #[arg(long, value_name = "N")]
     concurrency: Option<usize>,
@@ -81,6 +92,16 @@ pub fn run(args: Args) -> Result<ExitCode> {
         && since >= until
     {
         bail!("--since must be before --until");
+    }
+    if args.keys_from.is_some() {
+        if args.since.is_some() || args.until.is_some() {
+            bail!(
+                "--keys-from imports exactly the keys listed: --since/--until do not apply to them"
+            );
+        }
+        if args.sources.len() != 1 {
+            bail!("--keys-from takes exactly one SOURCE (the bucket or directory the keys are in)");
+        }
     }
     if args.concurrency == Some(0) {
         bail!("--concurrency must be at least 1");
@@ -232,6 +253,22 @@ async fn import(
         .map(|text| Source::parse(text, &processor.s3))
         .collect::<Result<Vec<_>, String>>()
         .map_err(anyhow::Error::msg)?;
+    let keys_from = match &args.keys_from {
+        Some(path) => {
+            if let Some(Source {
+                store: Store::Local { .. },
+                prefix,
+                ..
+            }) = sources.first()
+                && !prefix.is_empty()
+                && !prefix.ends_with('/')
+            {
+                bail!("--keys-from needs a directory or an s3:// SOURCE, not a file");
+            }
+            Some(KeysFile::open(path).with_context(|| format!("--keys-from {path}: cannot open"))?)
+        }
+        None => None,
+    };
     if args.enqueue.is_some()
         && let Some(local) = sources
             .iter()
@@ -269,6 +306,7 @@ async fn import(
     let summary = Import {
         sources,
         range,
+        keys_from,
         concurrency: config.queue.concurrency as usize,
         work,
         checkpoint,
@@ -302,6 +340,12 @@ fn print_summary(summary: &Summary, args: &Args, checkpoint: &Path) {
             summary.skipped,
             summary.list_requests,
         );
+        if !summary.failed.is_empty() {
+            eprintln!("objects that cannot be imported:");
+            for (id, reason) in &summary.failed {
+                eprintln!("  {id}: {reason}");
+            }
+        }
         return;
     }
     let verb = if args.enqueue.is_some() {

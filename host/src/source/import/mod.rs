@@ -8,6 +8,7 @@
 
 pub mod checkpoint;
 pub mod enqueue;
+pub mod keys;
 pub mod layouts;
 pub mod listing;
 pub mod progress;
@@ -28,6 +29,7 @@ use crate::shutdown::{Drained, Shutdown};
 use crate::sink::delivery::Origin;
 use checkpoint::Checkpoint;
 use enqueue::Announced;
+use keys::{KeysFile, Named};
 use layouts::TimeRange;
 use listing::{Entry, ListStats, Store};
 use progress::{Counters, Reporter};
@@ -131,6 +133,9 @@ pub enum Work {
 pub struct Import {
     pub sources: Vec<Source>,
     pub range: TimeRange,
+    /// `--keys-from`: the keys to import from the (single) source, instead
+    /// of listing it; the range does not apply to them.
+    pub keys_from: Option<KeysFile>,
     pub concurrency: usize,
     pub work: Work,
     pub checkpoint: Checkpoint,
@@ -179,6 +184,7 @@ impl Import {
         let Import {
             sources,
             range,
+            mut keys_from,
             concurrency,
             work,
             checkpoint,
@@ -231,13 +237,29 @@ impl Import {
         let mut batch: Vec<(Source, Entry, String)> = Vec::new();
         'sources: for source in &sources {
             tracing::info!(source = %source.describe(), "listing");
-            let (sender, mut listed) = mpsc::channel(LISTED_QUEUE);
-            let lister = tokio::spawn({
-                let store = source.store.clone();
-                let prefix = source.prefix.clone();
-                let stats = stats.clone();
-                async move { listing::walk(&store, &prefix, range, &stats, &sender).await }
-            });
+            let (mut listed, lister) = match keys_from.take() {
+                Some(file) => {
+                    let (sender, named) = mpsc::channel(LISTED_QUEUE);
+                    let store = source.store.clone();
+                    let prefix = source.prefix.clone();
+                    let stats = stats.clone();
+                    let head = !matches!(*work, Work::Process(_));
+                    let feeder = tokio::spawn(async move {
+                        keys::feed(file, &store, &prefix, head, &stats, &sender).await
+                    });
+                    (Listed::Keys(named), feeder)
+                }
+                None => {
+                    let (sender, entries) = mpsc::channel(LISTED_QUEUE);
+                    let store = source.store.clone();
+                    let prefix = source.prefix.clone();
+                    let stats = stats.clone();
+                    let walker = tokio::spawn(async move {
+                        listing::walk(&store, &prefix, range, &stats, &sender).await
+                    });
+                    (Listed::Walk(entries), walker)
+                }
+            };
             loop {
                 let entry = tokio::select! {
                     biased;
@@ -248,13 +270,35 @@ impl Import {
                     }
                     entry = listed.recv() => entry,
                 };
-                let Some(entry) = entry else { break };
-                let id = source.id(&entry.key);
+                let Some(named) = entry else { break };
+                let key = match &named {
+                    Ok(entry) => &entry.key,
+                    Err((key, _)) => key,
+                };
+                let id = source.id(key);
                 if state.lock().expect("not poisoned").checkpoint.is_done(&id) {
                     summary.skipped += 1;
                     counters.skipped.fetch_add(1, Ordering::Relaxed);
                     continue;
                 }
+                let entry = match named {
+                    Ok(entry) => entry,
+                    Err((key, reason)) => {
+                        // Named by --keys-from and not there: a failed object,
+                        // one of those listed, but not one a dry run would import.
+                        if !dry_run {
+                            summary.to_do += 1;
+                        }
+                        counters.failed.fetch_add(1, Ordering::Relaxed);
+                        tracing::error!(bucket = %source.bucket, %key, %reason, "object failed");
+                        let mut state = state.lock().expect("not poisoned");
+                        if let Err(error) = state.checkpoint.record_failed(&id, &reason) {
+                            tracing::error!(%error, "writing the checkpoint failed");
+                        }
+                        state.failed.push((id, reason));
+                        continue;
+                    }
+                };
                 summary.to_do += 1;
                 summary.to_do_bytes += entry.size;
                 if dry_run {
@@ -339,6 +383,21 @@ impl Import {
         summary.outside_range = stats.outside_range.load(Ordering::Relaxed);
         summary.elapsed = started.elapsed();
         summary
+    }
+}
+
+/// Where the objects of a source come from.
+enum Listed {
+    Walk(mpsc::Receiver<Entry>),
+    Keys(mpsc::Receiver<Named>),
+}
+
+impl Listed {
+    async fn recv(&mut self) -> Option<Named> {
+        match self {
+            Listed::Walk(entries) => entries.recv().await.map(Ok),
+            Listed::Keys(named) => named.recv().await,
+        }
     }
 }
 
