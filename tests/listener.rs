@@ -1,10 +1,7 @@
 //! `s3logd listen` end to end: the binary reads JSON objects from TCP
 //! clients into the VictoriaLogs receiver. Every test counts what it sent
-//! against what was stored.
-//!
-//! Throughput: `S3LOGD_LISTEN_BENCH_MESSAGES=200000 cargo test --release -p
-//! s3logd --test listener -- --ignored --nocapture throughput` prints
-//! messages/s, MB/s, the CPU time s3logd used and its peak RSS.
+//! against what was stored. Throughput is measured by the `listener`
+//! bench (host/benches/listener.rs), not here.
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
@@ -41,6 +38,16 @@ impl Listen {
     /// Starts the listener with `listen` and `sink` settings added to its
     /// `[listen]` and `[sink.vl]` sections.
     async fn start(receiver: &VictoriaLogs, listen: &str, sink: &str) -> Listen {
+        let sinks = format!(
+            "[sink.vl]\ntype = \"victorialogs\"\nurl = \"{url}\"\nbatch_max_age_ms = 50\n{sink}",
+            url = receiver.url(),
+        );
+        Listen::start_with(listen, &sinks).await
+    }
+
+    /// Starts the listener with `listen` settings in its `[listen]` section
+    /// and `sections` (the sinks, `[aws]`) as they are.
+    async fn start_with(listen: &str, sections: &str) -> Listen {
         let dir = tempfile::tempdir().unwrap();
         let address = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()));
         let metrics = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()));
@@ -49,11 +56,7 @@ impl Listen {
 address = "{address}"
 {listen}
 
-[sink.vl]
-type = "victorialogs"
-url = "{url}"
-batch_max_age_ms = 50
-{sink}
+{sections}
 
 [dead_letter]
 path = "{dead_letter}"
@@ -64,7 +67,6 @@ listen = "{metrics}"
 [shutdown]
 grace_period_secs = 30
 "#,
-            url = receiver.url(),
             dead_letter = dir.path().join("dead-letter.ndjson").display(),
         );
         let path = dir.path().join("s3logd.toml");
@@ -170,33 +172,6 @@ grace_period_secs = 30
             );
             tokio::time::sleep(POLL).await;
         }
-    }
-
-    /// Peak resident set of the process so far, in KiB.
-    fn peak_rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.process.id()))
-            .unwrap_or_default();
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix("VmHWM:"))
-            .and_then(|value| value.trim().trim_end_matches(" kB").trim().parse().ok())
-            .unwrap_or(0)
-    }
-
-    /// User and system CPU seconds used so far.
-    fn cpu_secs(&self) -> f64 {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.process.id()))
-            .unwrap_or_default();
-        let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-        let fields: Vec<&str> = after.split_whitespace().collect();
-        let ticks = |at: usize| {
-            fields
-                .get(at)
-                .and_then(|v| v.parse::<f64>().ok())
-                .unwrap_or(0.0)
-        };
-        // utime and stime are fields 14 and 15 of stat, 12 and 13 after the name.
-        (ticks(11) + ticks(12)) / 100.0
     }
 
     fn log_text(&self) -> String {
@@ -470,57 +445,253 @@ async fn sigterm_reads_what_was_sent_delivers_it_and_exits() {
     assert_eq!(receiver.rows().len(), MESSAGES, "delivered before exiting");
 }
 
-/// Throughput and peak RSS of one connection per core, printed not
-/// asserted (see the module's doc for the command).
+// ---- TLS ----
+
+/// A self-signed end-entity certificate for `localhost` and 127.0.0.1
+/// (webpki refuses a CA one as the server's, so the client trusts it as its
+/// own anchor) and its key, written into `dir`: `(cert.pem, key.pem)`.
+fn self_signed_certificate(dir: &std::path::Path) -> (PathBuf, PathBuf) {
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
+            .expect("a self-signed certificate");
+    let cert = dir.join("cert.pem");
+    let key = dir.join("key.pem");
+    std::fs::write(&cert, certified.cert.pem()).unwrap();
+    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
+    (cert, key)
+}
+
+/// A rustls client trusting only `cert`.
+fn tls_connector(cert: &std::path::Path) -> tokio_rustls::TlsConnector {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for certificate in CertificateDer::pem_file_iter(cert).unwrap() {
+        roots.add(certificate.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+}
+
 #[tokio::test]
-#[ignore = "a measurement; run with --ignored --nocapture"]
-async fn throughput() {
-    let messages = s3logd_test_support::env_number("S3LOGD_LISTEN_BENCH_MESSAGES", 200_000);
-    let connections = s3logd_test_support::env_number("S3LOGD_LISTEN_BENCH_CONNECTIONS", 4);
-    let receiver = VictoriaLogs::start_counting();
-    let listen = Arc::new(Listen::start(&receiver, "", "").await);
-    // A typical application log line of about 200 bytes.
-    let line = |c: usize, seq: usize| {
-        format!(
-            "{{\"time\":\"2024-05-01T12:00:00.{seq:06}Z\",\"level\":\"info\",\"conn\":{c},\"seq\":{seq},\"msg\":\"request served\",\"http\":{{\"method\":\"GET\",\"path\":\"/api/v1/items/{seq}\",\"status\":200}},\"duration_ms\":12.5}}\n"
-        )
-    };
-    let per_connection = messages / connections;
-    let payloads: Vec<String> = (0..connections)
-        .map(|c| (0..per_connection).map(|seq| line(c, seq)).collect())
-        .collect();
-    let bytes: usize = payloads.iter().map(String::len).sum();
-    let cpu_before = listen.cpu_secs();
-    let started = Instant::now();
-    let mut senders = Vec::new();
-    for payload in payloads {
-        let listen = listen.clone();
-        senders.push(tokio::spawn(async move {
-            let mut stream = listen.connect().await;
-            stream.write_all(payload.as_bytes()).await.unwrap();
-            stream.shutdown().await.unwrap();
-        }));
+async fn tls_clients_are_stored_and_a_plain_tcp_client_is_refused() {
+    const CONNECTIONS: usize = 3;
+    const MESSAGES: usize = 200;
+    let certs = tempfile::tempdir().unwrap();
+    let (cert, key) = self_signed_certificate(certs.path());
+    let receiver = VictoriaLogs::start();
+    let listen = Listen::start(
+        &receiver,
+        &format!(
+            "tls_cert = \"{}\"\ntls_key = \"{}\"",
+            cert.display(),
+            key.display()
+        ),
+        "",
+    )
+    .await;
+    let connector = tls_connector(&cert);
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    for connection in 0..CONNECTIONS {
+        let tcp = listen.connect().await;
+        let mut stream = connector
+            .connect(name.clone(), tcp)
+            .await
+            .expect("the TLS handshake succeeds");
+        let mut text = String::new();
+        for seq in 0..MESSAGES {
+            text += &message(connection, seq, seq % 31);
+        }
+        // Records cut across TLS records.
+        for piece in text.as_bytes().chunks(777) {
+            stream.write_all(piece).await.unwrap();
+        }
+        stream.shutdown().await.unwrap();
     }
-    for sender in senders {
-        sender.await.unwrap();
-    }
-    let total = per_connection * connections;
-    let deadline = Instant::now() + Duration::from_secs(600);
-    while receiver.counters().rows_stored < total as u64 {
-        assert!(Instant::now() < deadline, "{:?}", receiver.counters());
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    let elapsed = started.elapsed().as_secs_f64();
-    let cpu = listen.cpu_secs() - cpu_before;
-    println!(
-        "{total} messages, {:.1} MB over {connections} connections in {elapsed:.2} s: \
-         {:.0} messages/s, {:.1} MB/s wall; s3logd used {cpu:.2} CPU s: {:.0} messages/s, \
-         {:.1} MB/s per core; peak RSS {} MiB",
-        bytes as f64 / 1e6,
-        total as f64 / elapsed,
-        bytes as f64 / 1e6 / elapsed,
-        total as f64 / cpu,
-        bytes as f64 / 1e6 / cpu,
-        listen.peak_rss_kib() / 1024
+
+    // Plain JSON to the TLS port: no handshake, the connection is closed.
+    let mut plain = listen.connect().await;
+    let _ = plain.write_all(message(99, 0, 10).as_bytes()).await;
+    // What comes back is at most a TLS alert, then the end.
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), plain.read_to_end(&mut answer))
+        .await
+        .expect("the server closes the plain connection");
+    assert!(
+        read.is_err() || answer.len() < 64,
+        "a plain client got {answer:?}"
     );
+
+    receiver.wait_for_rows(CONNECTIONS * MESSAGES, WAIT).await;
+    let metrics = listen
+        .wait_for_metric("s3logd_listen_tls_failures_total", 1.0)
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let ids = stored_ids(&receiver);
+    let expected: BTreeMap<(String, String), usize> = (0..CONNECTIONS)
+        .flat_map(|c| (0..MESSAGES).map(move |s| ((c.to_string(), s.to_string()), 1)))
+        .collect();
+    assert_eq!(
+        ids, expected,
+        "every TLS message once, nothing of the plain client"
+    );
+    assert_eq!(metrics["s3logd_listen_tls_failures_total"], 1.0);
+    let metrics = listen.metrics().await;
+    assert_eq!(
+        metrics["s3logd_listen_objects_total"],
+        (CONNECTIONS * MESSAGES) as f64
+    );
+    assert_eq!(metrics["s3logd_listen_connections_open"], 0.0);
+}
+
+// ---- The S3 archive read back by the ndjson parser ----
+
+const ARCHIVE_BUCKET: &str = "archive";
+
+#[tokio::test]
+async fn an_archived_object_parses_back_with_ndjson_to_the_objects_sent() {
+    let moto = s3logd_test_support::moto::MotoServer::start();
+    moto.create_bucket(ARCHIVE_BUCKET).await;
+    let spool = tempfile::tempdir().unwrap();
+    let sections = format!(
+        r#"[aws]
+region = "us-east-1"
+endpoint_url = "{endpoint}"
+
+[sink.archive]
+type = "s3_archive"
+bucket = "{ARCHIVE_BUCKET}"
+prefix = "s3logger"
+spool_dir = "{spool}"
+batch_max_age_ms = 50
+"#,
+        endpoint = moto.endpoint(),
+        spool = spool.path().join("archive").display(),
+    );
+    let mut listen = Listen::start_with("", &sections).await;
+    let sent: Vec<String> = (0..50)
+        .map(|seq| {
+            format!(
+                r#"{{"conn":5,"seq":{seq},"level":"info","nested":{{"path":"/items/{seq}","ok":true}},"text":"{}"}}"#,
+                "y".repeat(seq)
+            )
+        })
+        .collect();
+    let mut stream = listen.connect().await;
+    for object in &sent {
+        stream
+            .write_all(format!("{object}\n").as_bytes())
+            .await
+            .unwrap();
+    }
+    stream.shutdown().await.unwrap();
+    listen
+        .wait_for_metric(
+            "s3logd_sink_records_total{sink=\"archive\"}",
+            sent.len() as f64,
+        )
+        .await;
+    // Stopping finishes the spool's file; the next start uploads what the
+    // spool holds (rotation by age takes a minute at least).
+    listen.signal(libc::SIGTERM);
+    let status = listen.wait_for_exit().await;
+    assert!(status.success(), "{status}\n{}", listen.log_text());
+    drop(listen);
+    let listen = Listen::start_with("", &sections).await;
+    listen
+        .wait_for_metric("s3logd_sink_uploads_total{sink=\"archive\"}", 1.0)
+        .await;
+
+    let listed = moto
+        .s3()
+        .list_objects_v2()
+        .bucket(ARCHIVE_BUCKET)
+        .send()
+        .await
+        .unwrap();
+    let keys: Vec<String> = listed
+        .contents()
+        .iter()
+        .map(|object| object.key().unwrap().to_owned())
+        .collect();
+    assert_eq!(keys.len(), 1, "one object: {keys:?}\n{}", listen.log_text());
+    let key = &keys[0];
+    assert!(
+        s3logger_name(key),
+        "{key} is named as s3logger names objects"
+    );
+    let body = moto
+        .s3()
+        .get_object()
+        .bucket(ARCHIVE_BUCKET)
+        .key(key)
+        .send()
+        .await
+        .unwrap()
+        .body
+        .collect()
+        .await
+        .unwrap()
+        .into_bytes();
+    let downloaded = spool.path().join("downloaded.json.gz");
+    std::fs::write(&downloaded, &body).unwrap();
+
+    // `s3logd parse` as a user runs it, the parser detected from the key.
+    let output = Command::new(env!("CARGO_BIN_EXE_s3logd"))
+        .args(["parse", "--key", key])
+        .arg(&downloaded)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("ok (ndjson, gzip)"),
+        "detected as ndjson: {stderr}"
+    );
+    let records: Vec<serde_json::Value> = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let messages: Vec<&str> = records
+        .iter()
+        .map(|record| record["_msg"].as_str().expect("a _msg"))
+        .collect();
+    // As s3logger's objects do, the archive's lines must read back as the
+    // objects sent: `_msg` the object, not a line wrapping it.
+    assert_eq!(
+        messages, sent,
+        "the ndjson parser's records of an archived object are the objects sent"
+    );
+    assert_eq!(records[3]["nested.path"], "/items/3", "{}", records[3]);
+}
+
+/// `s3logger/dt=YYYY-MM-DD/YYYYMMDDTHHMMSS_<16 hex>.json.gz`, the date the same.
+fn s3logger_name(key: &str) -> bool {
+    let Some(rest) = key.strip_prefix("s3logger/dt=") else {
+        return false;
+    };
+    let Some((date, file)) = rest.split_once('/') else {
+        return false;
+    };
+    let Some((stamp, tail)) = file.split_once('_') else {
+        return false;
+    };
+    let Some(hex) = tail.strip_suffix(".json.gz") else {
+        return false;
+    };
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    date.len() == 10
+        && stamp.len() == 15
+        && stamp.as_bytes()[8] == b'T'
+        && digits(&stamp[..8])
+        && digits(&stamp[9..])
+        && stamp[..8] == date.replace('-', "")
+        && hex.len() == 16
+        && hex.bytes().all(|b| b.is_ascii_hexdigit())
 }

@@ -1,10 +1,12 @@
 //! JSON lines written by applications: s3logger's `dt=YYYY-MM-DD/…json.gz`
 //! objects and any other app that writes one JSON object per line. Keys are
 //! flattened by `s3logd-json-fields`. The record time is taken from
-//! `time_field` (by default the first of `time`, `timestamp`, `ts`,
+//! `time_field` (by default the first of `_time`, `time`, `timestamp`, `ts`,
 //! `@timestamp` that is present; a dotted path reaches into nested objects)
-//! and removed from the fields; `_msg` is the raw line unless `msg_field`
-//! names a field to use instead.
+//! and removed from the fields; `_msg` is the field `msg_field` names (by
+//! default `_msg`), else the raw line. The defaults make a line s3logd
+//! itself wrote (the file and `s3_archive` sinks) read back as the record
+//! it was.
 //!
 //! `time_format` defaults to `auto` rather than `rfc3339`: the default time
 //! fields are written as RFC 3339 text by some loggers and as Unix numbers
@@ -15,14 +17,19 @@ use s3logd_json_fields::{EpochUnit, Flat, JsonFields, RawValue, Text};
 use s3logd_parser_sdk::time::parse_iso8601;
 use s3logd_parser_sdk::{Description, Options, Output, Parser};
 
-const DEFAULT_TIME_FIELDS: [&str; 4] = ["time", "timestamp", "ts", "@timestamp"];
+/// `_time` first: a line s3logd itself wrote (the file and `s3_archive`
+/// sinks) reads back as the record it was.
+const DEFAULT_TIME_FIELDS: [&str; 5] = ["_time", "time", "timestamp", "ts", "@timestamp"];
+
+/// The message of a line s3logd itself wrote; other lines are their own.
+const DEFAULT_MSG_FIELD: &str = "_msg";
 
 pub struct NdJson {
     fields: JsonFields,
     /// Candidates for the record time, first present wins.
     time_fields: Vec<String>,
     time_format: TimeFormat,
-    msg_field: Option<String>,
+    msg_field: String,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -86,7 +93,7 @@ impl Parser for NdJson {
             .json_documents()
             .option(
                 "time_field",
-                "field holding the record time (dotted path for nested keys); default: the first present of time, timestamp, ts, @timestamp",
+                "field holding the record time (dotted path for nested keys); default: the first present of _time, time, timestamp, ts, @timestamp",
                 None,
             )
             .option(
@@ -94,8 +101,8 @@ impl Parser for NdJson {
                 "rfc3339, unix_s, unix_ms, unix_us, unix_ns, or auto (RFC 3339 text, else a Unix time with the unit guessed from its size)",
                 Some("auto"),
             )
-            .option("msg_field", "field to use as _msg (removed from the fields); default: the raw line", None)
-            .time_source("time_field (default: time, timestamp, ts or @timestamp)")
+            .option("msg_field", "field to use as _msg (removed from the fields); default: _msg when present (a line s3logd wrote), else the raw line", None)
+            .time_source("time_field (default: _time, time, timestamp, ts or @timestamp)")
     }
 
     fn open(_key: &str, options: &Options) -> Result<Self, String> {
@@ -107,7 +114,10 @@ impl Parser for NdJson {
             fields: JsonFields::new(),
             time_fields,
             time_format: TimeFormat::from_option(options.get("time_format").unwrap_or("auto"))?,
-            msg_field: options.get("msg_field").map(String::from),
+            msg_field: options
+                .get("msg_field")
+                .unwrap_or(DEFAULT_MSG_FIELD)
+                .to_owned(),
         })
     }
 
@@ -115,7 +125,7 @@ impl Parser for NdJson {
         let claims: Vec<&str> = self
             .time_fields
             .iter()
-            .chain(&self.msg_field)
+            .chain([&self.msg_field])
             .map(String::as_str)
             .collect();
         let mut flat = Flat::new();

@@ -188,3 +188,21 @@ fn pretty_printed_objects_give_the_records_of_their_one_line_form() {
         }
     }
 }
+
+#[test]
+fn a_line_s3logd_wrote_reads_back_as_the_record_it_was() {
+    // As the file and s3_archive sinks write a record: its time and message
+    // under s3logd's own keys, then its fields.
+    let line = r#"{"_time":"2024-05-01T12:00:00.5Z","_msg":"{\"level\":\"info\",\"n\":1}","level":"info","n":1}"#;
+    let record = one(&[], line);
+    assert_eq!(record.time, parse_iso8601("2024-05-01T12:00:00.5Z"));
+    assert_eq!(record.msg.as_deref(), Some(r#"{"level":"info","n":1}"#));
+    assert!(!record.has("_time") && !record.has("_msg"));
+    assert_eq!(record.str("level"), Some("info"));
+    // A line without `_msg` is still its own message.
+    let plain = one(&[], r#"{"time":"2024-05-01T12:00:00Z","level":"warn"}"#);
+    assert_eq!(
+        plain.msg.as_deref(),
+        Some(r#"{"time":"2024-05-01T12:00:00Z","level":"warn"}"#)
+    );
+}
