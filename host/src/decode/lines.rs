@@ -104,6 +104,14 @@ impl<R: Read> LineBatcher<R> {
 impl<R: Read, M: LineMemory> LineBatcher<R, M> {
     /// A batcher whose buffers beyond a batch are counted in `memory`.
     pub fn counted(reader: R, limits: BatchLimits, memory: M) -> LineBatcher<R, M> {
+        // A line over the limit must not fit in a batch, however far below
+        // the batch size the limit is set: it has to meet the too-long path.
+        let limits = BatchLimits {
+            batch_bytes: limits
+                .batch_bytes
+                .min(limits.max_line_bytes.saturating_add(1)),
+            ..limits
+        };
         LineBatcher {
             reader,
             limits,
@@ -398,6 +406,38 @@ mod tests {
             })
         );
         assert_eq!(batcher.next_chunk().unwrap(), Some(Chunk::Lines("after\n")));
+    }
+
+    #[test]
+    fn a_line_over_a_limit_below_the_batch_size_is_too_long_too() {
+        let input = format!("short\n{}\n{}\nafter\n", "x".repeat(150), "y".repeat(100));
+        let limits = BatchLimits {
+            batch_bytes: 1024,
+            max_line_bytes: 100,
+            failed_line_bytes: 10,
+        };
+        let mut batcher = LineBatcher::new(input.as_bytes(), limits);
+        let mut chunks = Vec::new();
+        while let Some(chunk) = batcher.next_chunk().unwrap() {
+            chunks.push(match chunk {
+                Chunk::Lines(text) => text.to_owned(),
+                Chunk::TooLong { len, head } => format!("too long: {len} {head}"),
+            });
+        }
+        // A line of exactly the limit still passes.
+        let lines: String = chunks
+            .iter()
+            .filter(|c| !c.starts_with("too long"))
+            .cloned()
+            .collect();
+        assert_eq!(lines, format!("short\n{}\nafter\n", "y".repeat(100)));
+        assert_eq!(
+            chunks
+                .iter()
+                .filter(|c| c.starts_with("too long"))
+                .collect::<Vec<_>>(),
+            ["too long: 150 xxxxxxxxxx"]
+        );
     }
 
     /// Hands out its bytes, then fails, as a gzip stream cut short does.
