@@ -6,6 +6,8 @@
 // Each benchmark uses a part of it.
 #![allow(dead_code)]
 
+pub mod process;
+
 use std::sync::Arc;
 
 use s3logd::decode::BatchLimits;
