@@ -24,6 +24,7 @@ pub mod victorialogs;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
@@ -172,4 +173,26 @@ pub(crate) fn now_nanos() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |since| since.as_nanos() as i64)
+}
+
+/// The timeouts of an AWS SDK client whose retrying is the sink's own: what
+/// the shared AWS configuration sets, else 10 s to connect and `attempt`
+/// per attempt, so that a connection that hangs comes back as a failure
+/// to retry instead of holding its work forever.
+fn aws_attempt_timeouts(
+    aws: &aws_config::SdkConfig,
+    attempt: Duration,
+) -> aws_config::timeout::TimeoutConfig {
+    use aws_config::timeout::TimeoutConfig;
+    let mut timeouts = aws
+        .timeout_config()
+        .cloned()
+        .unwrap_or_else(|| TimeoutConfig::builder().build());
+    timeouts.take_defaults_from(
+        &TimeoutConfig::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .operation_attempt_timeout(attempt)
+            .build(),
+    );
+    timeouts
 }

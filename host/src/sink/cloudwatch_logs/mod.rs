@@ -53,7 +53,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use aws_sdk_cloudwatchlogs::Client;
 use aws_sdk_cloudwatchlogs::config::interceptors::BeforeDeserializationInterceptorContextMut;
 use aws_sdk_cloudwatchlogs::config::retry::RetryConfig;
-use aws_sdk_cloudwatchlogs::config::timeout::TimeoutConfig;
 use aws_sdk_cloudwatchlogs::config::{ConfigBag, Intercept, Region, RuntimeComponents};
 use aws_sdk_cloudwatchlogs::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_cloudwatchlogs::types::{InputLogEvent, RejectedLogEventsInfo};
@@ -107,19 +106,7 @@ pub fn build(
         .map_err(|error| anyhow::anyhow!("{path}.log_group: {error}"))?;
     let log_stream = Template::parse(&options.log_stream)
         .map_err(|error| anyhow::anyhow!("{path}.log_stream: {error}"))?;
-    // A connection that hangs must come back as an answer the delivery
-    // machinery can retry, not hold the batch forever.
-    let mut timeouts = context
-        .aws
-        .timeout_config()
-        .cloned()
-        .unwrap_or_else(|| TimeoutConfig::builder().build());
-    timeouts.take_defaults_from(
-        &TimeoutConfig::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .operation_attempt_timeout(Duration::from_secs(60))
-            .build(),
-    );
+    let timeouts = super::aws_attempt_timeouts(&context.aws, Duration::from_secs(60));
     let mut builder = aws_sdk_cloudwatchlogs::config::Builder::from(&context.aws)
         .retry_config(RetryConfig::disabled())
         .timeout_config(timeouts)

@@ -41,7 +41,6 @@ use std::time::Duration;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::Region;
 use aws_sdk_s3::config::retry::RetryConfig;
-use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::types::{ServerSideEncryption, StorageClass};
 use tokio::sync::mpsc;
 
@@ -128,19 +127,8 @@ pub fn build(
     })?;
     let spool = Arc::new(spool);
 
-    // A connection that hangs must fail the attempt; retrying is the
-    // uploader's, with its own backoff.
-    let mut timeouts = context
-        .aws
-        .timeout_config()
-        .cloned()
-        .unwrap_or_else(|| TimeoutConfig::builder().build());
-    timeouts.take_defaults_from(
-        &TimeoutConfig::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .operation_attempt_timeout(Duration::from_secs(600))
-            .build(),
-    );
+    // Retrying is the uploader's, with its own backoff.
+    let timeouts = super::aws_attempt_timeouts(&context.aws, Duration::from_secs(600));
     let mut builder = aws_sdk_s3::config::Builder::from(&context.aws)
         .retry_config(RetryConfig::disabled())
         .timeout_config(timeouts)
