@@ -68,6 +68,21 @@ impl Shutdown {
         }
     }
 
+    /// A shutdown driven by the process's SIGTERM and SIGINT, watched on a
+    /// task of the current runtime.
+    pub fn watching_signals() -> Shutdown {
+        let shutdown = Shutdown::default();
+        tokio::spawn({
+            let shutdown = shutdown.clone();
+            async move {
+                if let Err(error) = shutdown.watch_signals().await {
+                    tracing::error!(%error, "cannot watch for SIGTERM/SIGINT");
+                }
+            }
+        });
+        shutdown
+    }
+
     /// Calls [`Shutdown::on_signal`] for every SIGTERM and SIGINT; exits the
     /// process on the second.
     pub async fn watch_signals(self) -> std::io::Result<()> {

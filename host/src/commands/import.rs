@@ -131,50 +131,28 @@ pub fn run(args: Args) -> Result<ExitCode> {
     result
 }
 
-/// The configuration, with what `run` requires and import does not made up:
-/// a placeholder `queue.url`, and a stdout file sink when there is none.
+/// The configuration, with a stdout file sink when there is none.
 /// `--concurrency` stands in for `queue.concurrency`, so that the budget's
 /// shares and its checks are made for as many objects as are in work.
 fn load_config(path: Option<&Path>, concurrency: Option<usize>) -> Result<Config> {
-    let text = match path {
-        Some(path) => std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read {}", path.display()))?,
-        None => String::new(),
-    };
-    let text = match text.parse::<toml::Table>() {
-        Ok(mut table) => {
-            let queue = table
-                .entry("queue")
-                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-            if let toml::Value::Table(queue) = &mut *queue
-                && !queue.contains_key("url")
-                && std::env::var_os("S3LOGD_QUEUE_URL").is_none()
-            {
-                queue.insert("url".into(), "https://queue.unused.invalid/".into());
-            }
-            if let (toml::Value::Table(queue), Some(concurrency)) = (queue, concurrency) {
-                let concurrency = i64::try_from(concurrency).unwrap_or(i64::MAX);
-                queue.insert("concurrency".into(), concurrency.into());
-            }
-            if !table.contains_key("sink") {
-                let mut stdout = toml::Table::new();
-                stdout.insert("type".into(), "file".into());
-                stdout.insert("path".into(), "-".into());
-                stdout.insert("fsync".into(), false.into());
-                stdout.insert("batch_max_age_ms".into(), 100.into());
-                let mut sinks = toml::Table::new();
-                sinks.insert("stdout".into(), stdout.into());
-                table.insert("sink".into(), sinks.into());
-            }
-            toml::to_string(&table).expect("a TOML table serializes")
+    super::load_config_without_queue(path, |table| {
+        if let (Some(toml::Value::Table(queue)), Some(concurrency)) =
+            (table.get_mut("queue"), concurrency)
+        {
+            let concurrency = i64::try_from(concurrency).unwrap_or(i64::MAX);
+            queue.insert("concurrency".into(), concurrency.into());
         }
-        // Reported with its position by the configuration's own parser.
-        Err(_) => text,
-    };
-    let env = std::env::vars_os()
-        .filter_map(|(name, value)| Some((name.into_string().ok()?, value.into_string().ok()?)));
-    let name = path.map_or_else(|| "(defaults)".to_owned(), |p| p.display().to_string());
-    Config::parse(&text, env).map_err(|errors| anyhow::anyhow!("{name}:\n{errors}"))
+        if !table.contains_key("sink") {
+            let mut stdout = toml::Table::new();
+            stdout.insert("type".into(), "file".into());
+            stdout.insert("path".into(), "-".into());
+            stdout.insert("fsync".into(), false.into());
+            stdout.insert("batch_max_age_ms".into(), 100.into());
+            let mut sinks = toml::Table::new();
+            sinks.insert("stdout".into(), stdout.into());
+            table.insert("sink".into(), sinks.into());
+        }
+    })
 }
 
 fn init_logging(log: &LogConfig) {
@@ -232,15 +210,7 @@ async fn import(
     range: TimeRange,
     checkpoint_path: PathBuf,
 ) -> Result<ExitCode> {
-    let shutdown = Shutdown::default();
-    tokio::spawn({
-        let shutdown = shutdown.clone();
-        async move {
-            if let Err(error) = shutdown.watch_signals().await {
-                tracing::error!(%error, "cannot watch for SIGTERM/SIGINT");
-            }
-        }
-    });
+    let shutdown = Shutdown::watching_signals();
     let Processing {
         processor,
         metrics,

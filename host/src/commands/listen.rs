@@ -4,7 +4,7 @@
 //! and metrics endpoint of `run`; drains on SIGTERM/SIGINT.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,7 +28,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
-    let config = load_config(&args.config)?;
+    let config = super::load_config_without_queue(Some(&args.config), |_| {})?;
     init_logging(&config.log);
     s3logd::memory::limit_malloc_caching();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -40,42 +40,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
     result.map(|()| ExitCode::SUCCESS)
 }
 
-/// The configuration, with the `queue.url` that `run` requires and
-/// `listen` does not use made up when absent.
-fn load_config(path: &Path) -> Result<Config> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let text = match text.parse::<toml::Table>() {
-        Ok(mut table) => {
-            let queue = table
-                .entry("queue")
-                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-            if let toml::Value::Table(queue) = queue
-                && !queue.contains_key("url")
-                && std::env::var_os("S3LOGD_QUEUE_URL").is_none()
-            {
-                queue.insert("url".into(), "https://queue.unused.invalid/".into());
-            }
-            toml::to_string(&table).expect("a TOML table serializes")
-        }
-        // Reported with its position by the configuration's own parser.
-        Err(_) => text,
-    };
-    let env = std::env::vars_os()
-        .filter_map(|(name, value)| Some((name.into_string().ok()?, value.into_string().ok()?)));
-    Config::parse(&text, env).map_err(|errors| anyhow::anyhow!("{}:\n{errors}", path.display()))
-}
-
 async fn listen(config: Config) -> Result<()> {
-    let shutdown = Shutdown::default();
-    tokio::spawn({
-        let shutdown = shutdown.clone();
-        async move {
-            if let Err(error) = shutdown.watch_signals().await {
-                tracing::error!(%error, "cannot watch for SIGTERM/SIGINT");
-            }
-        }
-    });
+    let shutdown = Shutdown::watching_signals();
     let (sinks, _, _) = start_sinks(&config, &shutdown).await?;
     let metrics = Arc::new(Metrics::default());
     let listener_metrics = Arc::new(ListenerMetrics::default());

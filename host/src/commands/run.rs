@@ -57,15 +57,7 @@ pub(super) fn init_logging(log: &LogConfig) {
 }
 
 async fn collect(config: Config) -> Result<()> {
-    let shutdown = Shutdown::default();
-    tokio::spawn({
-        let shutdown = shutdown.clone();
-        async move {
-            if let Err(error) = shutdown.watch_signals().await {
-                tracing::error!(%error, "cannot watch for SIGTERM/SIGINT");
-            }
-        }
-    });
+    let shutdown = Shutdown::watching_signals();
     let Processing {
         processor,
         sinks,

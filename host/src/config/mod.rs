@@ -362,6 +362,13 @@ impl ConfigErrors {
     }
 }
 
+/// The process environment as [`Config::parse`] takes it (variables that
+/// are not Unicode are left out).
+pub fn process_env() -> impl Iterator<Item = (String, String)> {
+    std::env::vars_os()
+        .filter_map(|(name, value)| Some((name.into_string().ok()?, value.into_string().ok()?)))
+}
+
 impl Config {
     /// Reads and validates the file, with overrides from the process
     /// environment.
@@ -369,10 +376,7 @@ impl Config {
         let text = std::fs::read_to_string(path).map_err(|error| {
             ConfigErrors::one("", format!("cannot read {}: {error}", path.display()))
         })?;
-        let env = std::env::vars_os().filter_map(|(name, value)| {
-            Some((name.into_string().ok()?, value.into_string().ok()?))
-        });
-        Config::parse(&text, env)
+        Config::parse(&text, process_env())
     }
 
     /// What `check-config` shows: the effective configuration after defaults
