@@ -100,9 +100,10 @@ impl Documents {
             let result = parser.parse_line(tail, out);
             out.end_line(result);
         } else {
-            let mut text = String::with_capacity(self.carried.len() + tail.len());
+            let mut text = Vec::with_capacity(self.carried.len() + tail.len());
             compact(&self.carried, &mut text);
             compact(tail, &mut text);
+            let text = String::from_utf8(text).expect("only ASCII whitespace was removed");
             self.carried = String::new();
             out.begin_line(&text, line);
             let result = parser.parse_line(&text, out);
@@ -168,12 +169,11 @@ impl Nesting {
     }
 }
 
-/// Appends `json` to `into` without the whitespace between its tokens.
+/// Appends `json` to `kept` without the whitespace between its tokens.
 /// Strings are copied as they are; only ASCII whitespace is dropped, so the
 /// text stays valid UTF-8.
-fn compact(json: &str, into: &mut String) {
+fn compact(json: &str, kept: &mut Vec<u8>) {
     let mut rest = json.as_bytes();
-    let mut kept = Vec::with_capacity(rest.len());
     while let Some((&byte, after)) = rest.split_first() {
         match byte {
             b' ' | b'\t' | b'\n' | b'\r' => rest = after,
@@ -188,7 +188,6 @@ fn compact(json: &str, into: &mut String) {
             }
         }
     }
-    into.push_str(std::str::from_utf8(&kept).expect("only ASCII whitespace was removed"));
 }
 
 /// What follows the string whose opening quote came just before `text`;
