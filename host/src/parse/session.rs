@@ -185,18 +185,19 @@ impl OutputAllowance {
 
     /// Takes what `record` holds out of the allowance.
     fn spend(&mut self, record: &Record<'_>) -> Result<(), String> {
-        self.content = self
-            .content
-            .checked_sub(record.content_bytes())
-            .ok_or_else(|| {
-                format!(
-                    "line {}: the session's records hold more content than its input allows \
-                     ({} bytes for each byte of input, plus {} MiB)",
-                    record.line,
-                    Self::CONTENT_PER_INPUT_BYTE,
-                    Self::BASE_CONTENT_BYTES >> 20
-                )
-            })?;
+        self.take(record.line, record.content_bytes())
+    }
+
+    /// Takes `bytes` the host writes for line `line` out of the allowance.
+    fn take(&mut self, line: u64, bytes: u64) -> Result<(), String> {
+        self.content = self.content.checked_sub(bytes).ok_or_else(|| {
+            format!(
+                "line {line}: the session's records hold more content than its input allows \
+                 ({} bytes for each byte of input, plus {} MiB)",
+                Self::CONTENT_PER_INPUT_BYTE,
+                Self::BASE_CONTENT_BYTES >> 20
+            )
+        })?;
         Ok(())
     }
 
@@ -424,7 +425,14 @@ pub fn visit_rows(
                     .find(|(field, value)| !fits(field.ty, *value))
                 {
                     let text = failed_lines.text_of(index);
-                    visitor.line_error(line, text, &misfit(field, value));
+                    // The reason quotes the field's name, tens of kilobytes
+                    // for a row of 13 bytes: what the host writes for a
+                    // parser is spent like the records it sends.
+                    let reason = misfit(field, value);
+                    allowance
+                        .take(line, reason.len() as u64)
+                        .map_err(ParserFailure::BadOutput)?;
+                    visitor.line_error(line, text, &reason);
                     outcome.line_errors += 1;
                     continue;
                 }
@@ -857,6 +865,34 @@ mod tests {
             matches!(result, Err(ParserFailure::BadOutput(_))),
             "{result:?}"
         );
+    }
+
+    #[test]
+    fn the_reasons_of_misfit_rows_are_spent_from_the_allowance() {
+        // Every row of a few bytes fails its line with a reason quoting a
+        // long field name: without a bound, kilobytes of rows would make
+        // gigabytes of dead letters.
+        let name = "n".repeat(60_000);
+        let mut encoder = Encoder::new("");
+        encoder.declare_field(FieldType::Integer, &name);
+        for _ in 0..100 {
+            encoder.row(None, Slot::Absent, &[Slot::Bool(true)]);
+        }
+        let encoded = encoder.finish(Counters::default());
+        let mut fields = Vec::new();
+        let mut allowance = OutputAllowance::new(&fields).unwrap();
+        let mut seen = Seen::default();
+        let result = visit_rows(&encoded, "", &mut fields, &mut allowance, 0, &mut seen);
+        let Err(ParserFailure::BadOutput(reason)) = result else {
+            panic!("expected bad output, got {result:?}")
+        };
+        assert!(
+            reason.contains("more content than its input allows"),
+            "{reason}"
+        );
+        let written: usize = seen.errors.iter().map(|(_, reason)| reason.len()).sum();
+        assert!(written as u64 <= OutputAllowance::BASE_CONTENT_BYTES);
+        assert_eq!(seen.errors.len(), 17, "the misfits within the allowance");
     }
 
     #[test]

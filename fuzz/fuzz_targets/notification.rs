@@ -1,0 +1,5 @@
+//! libFuzzer entry point of [`s3logd_fuzz::notification`].
+
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| s3logd_fuzz::notification::run(data));
