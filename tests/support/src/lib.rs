@@ -7,7 +7,9 @@
 
 pub mod alb;
 pub mod elasticsearch;
+pub mod fault_proxy;
 pub mod http;
+pub mod lambda_runtime;
 pub mod loki;
 pub mod moto;
 pub mod victorialogs;

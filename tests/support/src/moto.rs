@@ -120,6 +120,14 @@ impl MotoServer {
         &self.endpoint
     }
 
+    /// The address it listens on, for a proxy to forward to.
+    pub fn address(&self) -> std::net::SocketAddr {
+        self.endpoint
+            .trim_start_matches("http://")
+            .parse()
+            .expect("moto listens on an address")
+    }
+
     /// Shared SDK configuration: static test credentials, [`REGION`], this
     /// server's endpoint. S3 clients also need path-style addressing: build
     /// them from [`MotoServer::s3_config`].

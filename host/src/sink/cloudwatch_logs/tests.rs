@@ -9,6 +9,7 @@
 use std::sync::Arc;
 
 use aws_sdk_cloudwatchlogs::types::RejectedLogEventsInfo;
+use s3logd_test_support::fault_proxy::{Fault, FaultProxy, Match, Rule};
 use s3logd_test_support::moto::MotoServer;
 
 use super::*;
@@ -16,9 +17,7 @@ use crate::config::{
     BatchConfig, CloudWatchLogsConfig, CloudWatchLogsOptions, CloudWatchMessage, SinkConfig,
 };
 use crate::sink::delivery::SinkError;
-use crate::sink::testing::{
-    Fault, TestRecord, TestSink, TestValue, flaky_proxy, origin, resolve, test_aws_config,
-};
+use crate::sink::testing::{TestRecord, TestSink, TestValue, origin, resolve, test_aws_config};
 
 const HOUR_MS: i64 = 3_600_000;
 const MS: i64 = 1_000_000;
@@ -552,38 +551,35 @@ fn malformed_templates_are_named_by_their_key() {
     );
 }
 
-const UNAVAILABLE: &[u8] =
-    b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+fn unavailable() -> Fault {
+    Fault::Answer {
+        status: 503,
+        content_type: "text/plain",
+        body: Vec::new(),
+    }
+}
 
 /// The service's answer when an account's PutLogEvents rate is exceeded.
-const THROTTLED: &[u8] = b"HTTP/1.1 400 Bad Request\r\n\
-Content-Type: application/x-amz-json-1.1\r\n\
-x-amzn-ErrorType: ThrottlingException\r\n\
-Content-Length: 58\r\nConnection: close\r\n\r\n\
-{\"__type\":\"ThrottlingException\",\"message\":\"Rate exceeded\"}";
+fn throttled() -> Fault {
+    Fault::Answer {
+        status: 400,
+        content_type: "application/x-amz-json-1.1",
+        body: br#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#.to_vec(),
+    }
+}
 
-/// Five events sent through a proxy that plays `faults` (after refusing
-/// connections for a while) must all arrive once, with at least
-/// `min_retries` retries counted and nothing dead-lettered.
+/// Five events sent through a proxy that refuses connections for a while,
+/// then plays `faults` in order, one request each, must all arrive once,
+/// with at least `min_retries` retries counted and nothing dead-lettered.
 async fn delivered_through(faults: Vec<Fault>, min_retries: u64) {
     let moto = MotoServer::start();
-    let target: std::net::SocketAddr = moto
-        .endpoint()
-        .trim_start_matches("http://")
-        .parse()
-        .expect("moto listens on an address");
-    let port = std::net::TcpListener::bind(("127.0.0.1", 0))
-        .and_then(|probe| probe.local_addr())
-        .expect("a free port")
-        .port();
-    let proxy = tokio::spawn(flaky_proxy(
-        target,
-        port,
-        Duration::from_millis(800),
-        faults,
-    ));
+    let proxy = FaultProxy::start(moto.address());
+    proxy.set_down(true);
+    for fault in faults {
+        proxy.inject(Rule::new(Match::Any, fault).times(1));
+    }
     // A stalled call must time out well before the test's patience does.
-    let aws = test_aws_config(Some(&format!("http://127.0.0.1:{port}")))
+    let aws = test_aws_config(Some(&proxy.url()))
         .into_builder()
         .timeout_config(
             aws_sdk_cloudwatchlogs::config::timeout::TimeoutConfig::builder()
@@ -603,6 +599,8 @@ async fn delivered_through(faults: Vec<Fault>, min_retries: u64) {
     let delivery = sink
         .send_records(Arc::new(origin("a.log")), &[], &records)
         .await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    proxy.set_down(false);
     resolve(delivery)
         .await
         .expect("delivered once moto is reachable");
@@ -623,13 +621,12 @@ async fn delivered_through(faults: Vec<Fault>, min_retries: u64) {
         .load(std::sync::atomic::Ordering::Relaxed);
     assert!(retries >= min_retries, "{retries} retries");
     assert!(sink.dead_letters().is_empty());
-    proxy.abort();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_connections_then_server_errors_are_retried_until_recovery() {
     // Refused, then two 503s.
-    delivered_through(vec![Fault::Answer(UNAVAILABLE); 2], 3).await;
+    delivered_through(vec![unavailable(), unavailable()], 3).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -637,9 +634,9 @@ async fn throttling_and_a_hung_call_are_retried_until_recovery() {
     // Refused, throttled twice, then a call that never answers.
     delivered_through(
         vec![
-            Fault::Answer(THROTTLED),
-            Fault::Answer(THROTTLED),
-            Fault::Stall,
+            throttled(),
+            throttled(),
+            Fault::Stall(Duration::from_secs(30)),
         ],
         4,
     )
@@ -650,5 +647,13 @@ async fn throttling_and_a_hung_call_are_retried_until_recovery() {
 async fn an_answer_larger_than_any_the_service_gives_is_not_read_whole() {
     // Refused, then a 200 whose 16 MiB body is valid JSON: read whole, the
     // call would count as stored and nothing would reach moto.
-    delivered_through(vec![Fault::Oversized(16 << 20)], 2).await;
+    let mut body = vec![b' '; 16 << 20];
+    body[0] = b'{';
+    *body.last_mut().expect("not empty") = b'}';
+    let oversized = Fault::Answer {
+        status: 200,
+        content_type: "application/x-amz-json-1.1",
+        body,
+    };
+    delivered_through(vec![oversized], 2).await;
 }

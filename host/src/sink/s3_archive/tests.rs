@@ -9,15 +9,14 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use flate2::write::GzEncoder;
+use s3logd_test_support::fault_proxy::FaultProxy;
 use s3logd_test_support::moto::MotoServer;
 
 use super::naming::{file_name, finished_of_part, is_finished, key_prefix, object_key, part_of};
 use super::spool::{Spool, recover_part};
 use super::*;
 use crate::config::{BatchConfig, S3ArchiveConfig, S3ArchiveOptions, SinkConfig};
-use crate::sink::testing::{
-    PATIENCE, TestRecord, TestSink, flaky_proxy, origin, resolve, test_aws_config,
-};
+use crate::sink::testing::{PATIENCE, TestRecord, TestSink, origin, resolve, test_aws_config};
 
 const BUCKET: &str = "archive";
 
@@ -433,22 +432,11 @@ async fn files_left_in_the_spool_are_uploaded_once_on_the_next_start() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn while_s3_is_unreachable_files_wait_in_the_spool_then_go_up() {
     let moto = moto_with_bucket().await;
-    let target: std::net::SocketAddr = moto
-        .endpoint()
-        .trim_start_matches("http://")
-        .parse()
-        .unwrap();
-    let port = std::net::TcpListener::bind(("127.0.0.1", 0))
-        .and_then(|probe| probe.local_addr())
-        .unwrap()
-        .port();
-    // Connections are refused for 3 s, then forwarded to moto.
-    let proxy = tokio::spawn(flaky_proxy(target, port, Duration::from_secs(3), vec![]));
+    let proxy = FaultProxy::start(moto.address());
+    // Connections are refused until the spool was checked.
+    proxy.set_down(true);
     let spool = tempfile::tempdir().unwrap();
-    let sink = start(
-        &format!("http://127.0.0.1:{port}"),
-        config(spool.path(), 100, 3600),
-    );
+    let sink = start(&proxy.url(), config(spool.path(), 100, 3600));
     for batch in 0..2 {
         let delivery = sink
             .send_records(
@@ -470,6 +458,7 @@ async fn while_s3_is_unreachable_files_wait_in_the_spool_then_go_up() {
     assert_eq!(waiting.len(), 2, "{waiting:?}");
     assert!(waiting.iter().all(|name| is_finished(name)), "{waiting:?}");
     assert_eq!(stats(&sink).spool_files.load(Relaxed), 2);
+    proxy.set_down(false);
     let found = wait_for_objects(&moto, 2, spool.path()).await;
     let mut all: Vec<String> = found
         .iter()
@@ -487,7 +476,6 @@ async fn while_s3_is_unreachable_files_wait_in_the_spool_then_go_up() {
     );
     assert_eq!(stats(&sink).uploads.load(Relaxed), 2);
     assert_eq!(stats(&sink).spool_bytes.load(Relaxed), 0);
-    proxy.abort();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
