@@ -144,6 +144,7 @@ async fn processor(config: &Config, moto: &MotoServer) -> Arc<ObjectProcessor> {
         router,
         enricher: Enricher::new(None),
         allowed_buckets: Vec::new(),
+        expected_bucket_owner: None,
         limits: BatchLimits {
             max_line_bytes: config.objects.max_line_bytes as usize,
             ..BatchLimits::default()

@@ -6,14 +6,15 @@
 //! parser component over them, `sink` delivers the records to every store,
 //! and `ack` deletes the message only when every record of it is accounted
 //! for. `budget` bounds the bytes on their way, `errors` words failures;
-//! `shutdown`, `metrics` and `memory` look after the process as a whole,
-//! and `config` is what the user asked for.
+//! `shutdown`, `metrics`, `logging` and `memory` look after the process as
+//! a whole, and `config` is what the user asked for.
 
 pub mod ack;
 pub mod budget;
 pub mod config;
 pub mod decode;
 pub mod errors;
+pub mod logging;
 pub mod memory;
 pub mod metrics;
 pub mod notification;

@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
-use tracing_subscriber::EnvFilter;
 
-use s3logd::config::{Config, LogConfig, LogFormat};
+use s3logd::config::{Config, LogFormat};
+use s3logd::logging::Escaped;
 use s3logd::shutdown::Shutdown;
 use s3logd::source::import::checkpoint::Checkpoint;
 use s3logd::source::import::keys::KeysFile;
@@ -115,7 +115,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         // No AWS call is made: spare the region lookup (instance metadata).
         config.aws.region = Some("us-east-1".to_owned());
     }
-    init_logging(&config.log);
+    s3logd::logging::init(&config.log, LogWriter);
     s3logd::memory::limit_malloc_caching();
     let checkpoint_path = args
         .checkpoint
@@ -153,17 +153,6 @@ fn load_config(path: Option<&Path>, concurrency: Option<usize>) -> Result<Config
             table.insert("sink".into(), sinks.into());
         }
     })
-}
-
-fn init_logging(log: &LogConfig) {
-    let filter = EnvFilter::try_new(&log.level).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(LogWriter);
-    match log.format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().flatten_event(true).init(),
-    }
 }
 
 /// Beside the configuration, else in the user's state directory
@@ -220,7 +209,13 @@ async fn import(
     let sources = args
         .sources
         .iter()
-        .map(|text| Source::parse(text, &processor.s3))
+        .map(|text| {
+            Source::parse(
+                text,
+                &processor.s3,
+                processor.expected_bucket_owner.as_deref(),
+            )
+        })
         .collect::<Result<Vec<_>, String>>()
         .map_err(anyhow::Error::msg)?;
     let keys_from = match &args.keys_from {
@@ -313,7 +308,7 @@ fn print_summary(summary: &Summary, args: &Args, checkpoint: &Path) {
         if !summary.failed.is_empty() {
             eprintln!("objects that cannot be imported:");
             for (id, reason) in &summary.failed {
-                eprintln!("  {id}: {reason}");
+                eprintln!("  {}: {}", Escaped(id), Escaped(reason));
             }
         }
         return;
@@ -359,7 +354,7 @@ fn print_summary(summary: &Summary, args: &Args, checkpoint: &Path) {
         summary.done as f64 / seconds.max(0.001)
     );
     for error in &summary.listing_errors {
-        eprintln!("  listing error: {error}");
+        eprintln!("  listing error: {}", Escaped(error));
     }
     if summary.done == 0 && summary.skipped > 0 {
         eprintln!(
@@ -370,7 +365,7 @@ fn print_summary(summary: &Summary, args: &Args, checkpoint: &Path) {
     if !summary.failed.is_empty() {
         eprintln!("failed objects (kept in the checkpoint; rerun to retry):");
         for (id, reason) in &summary.failed {
-            eprintln!("  {id}: {reason}");
+            eprintln!("  {}: {}", Escaped(id), Escaped(reason));
         }
     }
     if !summary.failed_before.is_empty() {

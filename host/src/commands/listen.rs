@@ -17,7 +17,7 @@ use s3logd::shutdown::{Drained, Shutdown};
 use s3logd::source::listener::Listener;
 use s3logd::source::listener::metrics::ListenerMetrics;
 
-use super::run::{init_logging, render_metrics, start_sinks};
+use super::run::{render_metrics, start_sinks};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -29,7 +29,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<ExitCode> {
     let config = super::load_config_without_queue(Some(&args.config), |_| {})?;
-    init_logging(&config.log);
+    s3logd::logging::init(&config.log, std::io::stderr);
     s3logd::memory::limit_malloc_caching();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use s3logd::decode::BatchLimits;
+use s3logd::logging::Escaped;
 use s3logd::parse::{Profiling, Record, RecordVisitor};
 use s3logd::pipeline::{ObjectSummary, ParserChoice, parse_object};
 use s3logd::sink::json::JsonLineWriter;
@@ -122,13 +123,14 @@ pub fn run(args: Args) -> Result<ExitCode> {
         let failed = match result {
             Ok(()) => false,
             Err(e) => {
-                eprintln!("{name}: {e}");
+                eprintln!("{}: {}", Escaped(&name), Escaped(e));
                 true
             }
         };
         totals.add(&summary, failed);
         eprintln!(
-            "{name}: {} ({}, {}): {} lines, {} records, {} line errors, {} skipped{}{}",
+            "{}: {} ({}, {}): {} lines, {} records, {} line errors, {} skipped{}{}",
+            Escaped(&name),
             if failed { "FAILED" } else { "ok" },
             if summary.parser.is_empty() {
                 "no parser"
@@ -231,11 +233,11 @@ impl<W: Write> RecordVisitor for Output<W> {
     fn line_error(&mut self, line: u64, _text: &str, reason: &str) {
         self.errors += 1;
         if self.errors <= self.max_errors_shown {
-            eprintln!("{}:{line}: {reason}", self.name);
+            eprintln!("{}:{line}: {}", Escaped(&self.name), Escaped(reason));
         } else if self.errors == self.max_errors_shown + 1 {
             eprintln!(
                 "{}: more line errors not shown (--max-errors-shown)",
-                self.name
+                Escaped(&self.name)
             );
         }
     }

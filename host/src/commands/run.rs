@@ -13,10 +13,9 @@ use anyhow::{Context, Result};
 use aws_config::{BehaviorVersion, Region};
 use regex::Regex;
 use tokio::sync::Semaphore;
-use tracing_subscriber::EnvFilter;
 
 use s3logd::budget::ByteBudget;
-use s3logd::config::{Config, LogConfig, LogFormat, S3Location};
+use s3logd::config::{Config, S3Location};
 use s3logd::decode::BatchLimits;
 use s3logd::metrics::{Metrics, SinkCounters};
 use s3logd::object::ObjectProcessor;
@@ -31,7 +30,7 @@ use s3logd::source::queue::Collector;
 pub fn run(config_path: &Path) -> Result<ExitCode> {
     let config = Config::load(config_path)
         .map_err(|errors| anyhow::anyhow!("{}:\n{errors}", config_path.display()))?;
-    init_logging(&config.log);
+    s3logd::logging::init(&config.log, std::io::stderr);
     s3logd::memory::limit_malloc_caching();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .max_blocking_threads(config.blocking_threads())
@@ -42,18 +41,6 @@ pub fn run(config_path: &Path) -> Result<ExitCode> {
     // Parsing threads of abandoned objects must not hold up the exit.
     runtime.shutdown_background();
     result.map(|()| ExitCode::SUCCESS)
-}
-
-pub(super) fn init_logging(log: &LogConfig) {
-    // The level was validated with the configuration.
-    let filter = EnvFilter::try_new(&log.level).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match log.format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().flatten_event(true).init(),
-    }
 }
 
 async fn collect(config: Config) -> Result<()> {
@@ -155,6 +142,7 @@ pub(super) async fn processing(config: &Config, shutdown: &Shutdown) -> Result<P
         router,
         enricher: Enricher::new(key_regex),
         allowed_buckets: config.objects.allowed_buckets.clone(),
+        expected_bucket_owner: config.objects.expected_bucket_owner.clone(),
         limits: BatchLimits {
             max_line_bytes: usize::try_from(config.objects.max_line_bytes).unwrap_or(usize::MAX),
             // At most 1 MiB, validated.

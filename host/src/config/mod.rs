@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use toml::{Table, Value};
 
+use crate::logging::Escaped;
 use schema::Shape;
 pub use sink::{
     BatchConfig, BulkAction, CloudWatchLogsConfig, CloudWatchLogsOptions, CloudWatchMessage,
@@ -93,6 +94,12 @@ pub struct AwsConfig {
 pub struct ObjectsConfig {
     /// Empty: objects of any bucket are fetched.
     pub allowed_buckets: Vec<String>,
+    /// The AWS account (12 digits) that must own every bucket objects are
+    /// read or listed from, sent as S3's `ExpectedBucketOwner`: S3 refuses
+    /// the request when another account owns the bucket, so that a
+    /// notification cannot make s3logd read (with its own permissions) a
+    /// bucket of someone else's. `None`: not checked.
+    pub expected_bucket_owner: Option<String>,
     pub max_line_bytes: u64,
     /// Global budget of encoded record bytes handed to the sink and not yet
     /// acknowledged; parsing waits and receiving pauses while it is used up.
@@ -103,6 +110,7 @@ impl Default for ObjectsConfig {
     fn default() -> Self {
         ObjectsConfig {
             allowed_buckets: Vec::new(),
+            expected_bucket_owner: None,
             max_line_bytes: 64 * MIB,
             in_flight_bytes: 256 * MIB,
         }
@@ -342,9 +350,11 @@ impl fmt::Display for ConfigErrors {
             if index > 0 {
                 writeln!(f)?;
             }
+            // One line each: a value quoted in a message may hold newlines.
+            let message = Escaped(&error.message);
             match error.path.as_str() {
-                "" => write!(f, "{}", error.message)?,
-                path => write!(f, "{path}: {}", error.message)?,
+                "" => write!(f, "{message}")?,
+                path => write!(f, "{}: {message}", Escaped(path))?,
             }
         }
         Ok(())

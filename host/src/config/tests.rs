@@ -95,6 +95,7 @@ fn defaults_fill_everything_but_the_required_urls() {
         }
     );
     assert!(config.objects.allowed_buckets.is_empty());
+    assert_eq!(config.objects.expected_bucket_owner, None);
     assert_eq!(config.objects.max_line_bytes, 64 << 20);
     assert_eq!(config.objects.in_flight_bytes, 256 << 20);
     assert!(config.routes.is_empty());
@@ -231,12 +232,55 @@ fn text_keys_take_environment_values_verbatim() {
         ("S3LOGD_SINK_VICTORIALOGS_USERNAME", "true"),
         ("S3LOGD_SINK_VICTORIALOGS_PASSWORD", "12345"),
         ("S3LOGD_ENRICH_KEY_REGEX", r#""quoted""#),
+        ("S3LOGD_OBJECTS_EXPECTED_BUCKET_OWNER", "123456789012"),
     ]);
     let config = Config::parse(MINIMAL, env).unwrap();
+    assert_eq!(
+        config.objects.expected_bucket_owner.as_deref(),
+        Some("123456789012")
+    );
     let http = &victorialogs(&config).http;
     assert_eq!(http.username.as_deref(), Some("true"));
     assert_eq!(http.password.as_ref().map(Secret::expose), Some("12345"));
     assert_eq!(config.enrich.key_regex.as_deref(), Some(r#""quoted""#));
+}
+
+#[test]
+fn the_expected_bucket_owner_is_a_twelve_digit_account_id() {
+    let with_owner =
+        |owner: &str| format!("{MINIMAL}\n[objects]\nexpected_bucket_owner = {owner:?}\n");
+    let config = Config::parse(&with_owner("000123456789"), no_env()).unwrap();
+    assert_eq!(
+        config.objects.expected_bucket_owner.as_deref(),
+        Some("000123456789")
+    );
+    for wrong in [
+        "12345678901",
+        "1234567890123",
+        "12345678901a",
+        "",
+        "１２３４５６７８９０１２",
+    ] {
+        let errors = rejections(&with_owner(wrong), no_env());
+        assert_eq!(
+            paths(&errors),
+            ["objects.expected_bucket_owner"],
+            "{wrong:?}"
+        );
+        assert!(errors[0].1.contains("12 digits"), "{errors:?}");
+    }
+}
+
+#[test]
+fn a_problem_is_one_line_whatever_the_value_holds() {
+    let errors = ConfigErrors(vec![ConfigError {
+        path: "log.format".to_owned(),
+        message: "unknown variant `text\n2026-01-01T00:00:00Z ERROR forged`".to_owned(),
+    }]);
+    assert_eq!(
+        errors.to_string(),
+        r"log.format: unknown variant `text\n2026-01-01T00:00:00Z ERROR forged`"
+    );
 }
 
 #[test]

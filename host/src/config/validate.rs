@@ -122,6 +122,14 @@ impl Config {
         }
 
         let objects = &self.objects;
+        if let Some(owner) = &objects.expected_bucket_owner
+            && !(owner.len() == 12 && owner.bytes().all(|b| b.is_ascii_digit()))
+        {
+            problems.add(
+                "objects.expected_bucket_owner",
+                format_args!("{owner:?} is not an AWS account id (12 digits)"),
+            );
+        }
         problems.in_range(
             "objects.max_line_bytes",
             objects.max_line_bytes,

@@ -135,14 +135,18 @@ pub async fn feed(
     while let Some(key) = keys.recv().await {
         let key = key.map_err(|error| format!("reading {name}: {error}"))?;
         let named = match store {
-            Store::S3 { client, bucket } => {
+            Store::S3 {
+                client,
+                bucket,
+                expected_owner,
+            } => {
                 if !key.starts_with(prefix) {
                     tracing::warn!(%key, %prefix, "listed key is not under the source's prefix; skipped");
                     stats.outside_range.fetch_add(1, Ordering::Relaxed);
                     continue;
                 }
                 if head {
-                    head_object(client, bucket, key).await
+                    head_object(client, bucket, expected_owner.clone(), key).await
                 } else {
                     Ok(Entry {
                         key,
@@ -165,8 +169,18 @@ pub async fn feed(
     Ok(())
 }
 
-async fn head_object(client: &aws_sdk_s3::Client, bucket: &str, key: String) -> Named {
-    match client.head_object().bucket(bucket).key(&key).send().await {
+async fn head_object(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    expected_owner: Option<String>,
+    key: String,
+) -> Named {
+    let head = client
+        .head_object()
+        .bucket(bucket)
+        .key(&key)
+        .set_expected_bucket_owner(expected_owner);
+    match head.send().await {
         Ok(head) => Ok(Entry {
             size: head
                 .content_length()

@@ -52,6 +52,8 @@ pub enum Store {
     S3 {
         client: aws_sdk_s3::Client,
         bucket: String,
+        /// S3's `ExpectedBucketOwner` for every request on the bucket.
+        expected_owner: Option<String>,
     },
     /// A directory laid out like a bucket: keys are paths below it.
     Local { root: PathBuf },
@@ -63,7 +65,11 @@ const LIST_ATTEMPTS: u32 = 5;
 impl Store {
     pub async fn list(&self, request: &ListRequest) -> Result<Page, String> {
         match self {
-            Store::S3 { client, bucket } => list_s3(client, bucket, request).await,
+            Store::S3 {
+                client,
+                bucket,
+                expected_owner,
+            } => list_s3(client, bucket, expected_owner.clone(), request).await,
             Store::Local { root } => {
                 let root = root.clone();
                 let request = request.clone();
@@ -79,11 +85,13 @@ impl Store {
 async fn list_s3(
     client: &aws_sdk_s3::Client,
     bucket: &str,
+    expected_owner: Option<String>,
     request: &ListRequest,
 ) -> Result<Page, String> {
     let mut call = client
         .list_objects_v2()
         .bucket(bucket)
+        .set_expected_bucket_owner(expected_owner)
         .prefix(&request.prefix)
         .max_keys(PAGE_SIZE as i32);
     if request.delimited {

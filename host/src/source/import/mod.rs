@@ -50,10 +50,15 @@ pub struct Source {
 }
 
 impl Source {
-    /// `s3://bucket/prefix`, or a local file or directory. A local path
-    /// inside an `AWSLogs/` tree is taken relative to the folder holding
-    /// `AWSLogs`, so that keys look as they do in the bucket.
-    pub fn parse(text: &str, s3: &aws_sdk_s3::Client) -> Result<Source, String> {
+    /// `s3://bucket/prefix` (read with `s3`, the bucket owned by
+    /// `expected_owner` when set), or a local file or directory. A local
+    /// path inside an `AWSLogs/` tree is taken relative to the folder
+    /// holding `AWSLogs`, so that keys look as they do in the bucket.
+    pub fn parse(
+        text: &str,
+        s3: &aws_sdk_s3::Client,
+        expected_owner: Option<&str>,
+    ) -> Result<Source, String> {
         if let Some(rest) = text.strip_prefix("s3://") {
             let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
             if bucket.is_empty() {
@@ -63,6 +68,7 @@ impl Source {
                 store: Store::S3 {
                     client: s3.clone(),
                     bucket: bucket.to_owned(),
+                    expected_owner: expected_owner.map(str::to_owned),
                 },
                 bucket: bucket.to_owned(),
                 prefix: prefix.to_owned(),
