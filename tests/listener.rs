@@ -3,191 +3,20 @@
 //! against what was stored. Throughput is measured by the `listener`
 //! bench (host/benches/listener.rs), not here.
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::WAIT;
+use common::listen::Listen;
 use s3logd_test_support::victorialogs::VictoriaLogs;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-const WAIT: Duration = Duration::from_secs(60);
-const POLL: Duration = Duration::from_millis(20);
-
-/// A running `s3logd listen`, killed when dropped.
-struct Listen {
-    process: Child,
-    address: SocketAddr,
-    metrics: SocketAddr,
-    log: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|probe| probe.local_addr())
-        .expect("a free port")
-        .port()
-}
-
-impl Listen {
-    /// Starts the listener with `listen` and `sink` settings added to its
-    /// `[listen]` and `[sink.vl]` sections.
-    async fn start(receiver: &VictoriaLogs, listen: &str, sink: &str) -> Listen {
-        let sinks = format!(
-            "[sink.vl]\ntype = \"victorialogs\"\nurl = \"{url}\"\nbatch_max_age_ms = 50\n{sink}",
-            url = receiver.url(),
-        );
-        Listen::start_with(listen, &sinks).await
-    }
-
-    /// Starts the listener with `listen` settings in its `[listen]` section
-    /// and `sections` (the sinks, `[aws]`) as they are.
-    async fn start_with(listen: &str, sections: &str) -> Listen {
-        let dir = tempfile::tempdir().unwrap();
-        let address = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()));
-        let metrics = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()));
-        let config = format!(
-            r#"[listen]
-address = "{address}"
-{listen}
-
-{sections}
-
-[dead_letter]
-path = "{dead_letter}"
-
-[metrics]
-listen = "{metrics}"
-
-[shutdown]
-grace_period_secs = 30
-"#,
-            dead_letter = dir.path().join("dead-letter.ndjson").display(),
-        );
-        let path = dir.path().join("s3logd.toml");
-        std::fs::write(&path, config).unwrap();
-        let log = dir.path().join("s3logd.log");
-        let output = std::fs::File::create(&log).unwrap();
-        let process = Command::new(env!("CARGO_BIN_EXE_s3logd"))
-            .arg("listen")
-            .arg("--config")
-            .arg(&path)
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("AWS_REGION", "us-east-1")
-            .env_remove("AWS_PROFILE")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .stdin(Stdio::null())
-            .stdout(output.try_clone().unwrap())
-            .stderr(output)
-            .spawn()
-            .expect("s3logd starts");
-        let mut listen = Listen {
-            process,
-            address,
-            metrics,
-            log,
-            _dir: dir,
-        };
-        let deadline = Instant::now() + WAIT;
-        while TcpStream::connect(metrics).await.is_err() || listen.metrics().await.is_empty() {
-            if let Some(status) = listen.process.try_wait().unwrap() {
-                panic!("s3logd exited with {status}:\n{}", listen.log_text());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "not serving:\n{}",
-                listen.log_text()
-            );
-            tokio::time::sleep(POLL).await;
-        }
-        listen
-    }
-
-    async fn connect(&self) -> TcpStream {
-        TcpStream::connect(self.address).await.expect("connects")
-    }
-
-    /// `/metrics` as `series value` pairs.
-    async fn metrics(&self) -> BTreeMap<String, f64> {
-        let get = async {
-            let mut stream = TcpStream::connect(self.metrics).await?;
-            stream
-                .write_all(b"GET /metrics HTTP/1.0\r\nHost: s3logd\r\n\r\n")
-                .await?;
-            let mut response = String::new();
-            stream.read_to_string(&mut response).await?;
-            Ok::<_, std::io::Error>(response)
-        };
-        let Ok(Ok(response)) = tokio::time::timeout(Duration::from_secs(5), get).await else {
-            return BTreeMap::new();
-        };
-        response
-            .lines()
-            .filter(|line| line.starts_with("s3logd_"))
-            .filter_map(|line| {
-                let (name, value) = line.rsplit_once(' ')?;
-                Some((name.to_owned(), value.parse().ok()?))
-            })
-            .collect()
-    }
-
-    async fn wait_for_metric(&self, series: &str, at_least: f64) -> BTreeMap<String, f64> {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let metrics = self.metrics().await;
-            if metrics.get(series).copied().unwrap_or(0.0) >= at_least {
-                return metrics;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{series} below {at_least}: {metrics:?}\n{}",
-                self.log_text()
-            );
-            tokio::time::sleep(POLL).await;
-        }
-    }
-
-    fn signal(&self, signal: libc::c_int) {
-        let pid = libc::pid_t::try_from(self.process.id()).unwrap();
-        // SAFETY: kill(2) on our own unreaped child.
-        assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
-    }
-
-    async fn wait_for_exit(&mut self) -> ExitStatus {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Some(status) = self.process.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "still running:\n{}",
-                self.log_text()
-            );
-            tokio::time::sleep(POLL).await;
-        }
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Listen {
-    fn drop(&mut self) {
-        let _ = self.process.kill();
-        let _ = self.process.wait();
-        if std::thread::panicking() {
-            eprintln!("--- s3logd log ---\n{}", self.log_text());
-        }
-    }
-}
 
 fn message(connection: usize, seq: usize, padding: usize) -> String {
     format!(
@@ -246,10 +75,10 @@ async fn a_malformed_or_5_mib_object_closes_only_its_connection() {
         .wait_for_metric("s3logd_listen_malformed_total{reason=\"too_large\"}", 1.0)
         .await;
     assert_eq!(
-        metrics["s3logd_listen_malformed_total{reason=\"invalid_json\"}"],
+        metrics.value("s3logd_listen_malformed_total{reason=\"invalid_json\"}"),
         1.0
     );
-    assert_eq!(metrics["s3logd_listen_connections_total"], 3.0);
+    assert_eq!(metrics.value("s3logd_listen_connections_total"), 3.0);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let ids = stored_ids(&receiver);
     let expected: BTreeMap<(String, String), usize> = [("0", "0"), ("0", "1"), ("1", "0")]
@@ -258,8 +87,8 @@ async fn a_malformed_or_5_mib_object_closes_only_its_connection() {
         .collect();
     assert_eq!(ids, expected, "the object before the malformed one is kept");
     let metrics = listen.metrics().await;
-    assert_eq!(metrics["s3logd_listen_objects_total"], 3.0);
-    assert_eq!(metrics["s3logd_listen_connections_open"], 0.0);
+    assert_eq!(metrics.value("s3logd_listen_objects_total"), 3.0);
+    assert_eq!(metrics.value("s3logd_listen_connections_open"), 0.0);
 }
 
 #[tokio::test]
@@ -301,11 +130,11 @@ async fn fifty_concurrent_connections_are_all_stored_once() {
         )
         .await;
     assert_eq!(
-        metrics["s3logd_listen_objects_total"],
+        metrics.value("s3logd_listen_objects_total"),
         (CONNECTIONS * MESSAGES) as f64
     );
     assert_eq!(
-        metrics["s3logd_listen_connections_total"],
+        metrics.value("s3logd_listen_connections_total"),
         CONNECTIONS as f64
     );
 }
@@ -438,7 +267,7 @@ async fn sigterm_reads_what_was_sent_delivers_it_and_exits() {
     }
     stream.write_all(text.as_bytes()).await.unwrap();
     listen.signal(libc::SIGTERM);
-    let status = listen.wait_for_exit().await;
+    let status = listen.wait_for_exit(WAIT).await;
     assert!(status.success(), "{status}");
     // New connections are refused once it stopped.
     assert!(TcpStream::connect(listen.address).await.is_err());
@@ -540,13 +369,13 @@ async fn tls_clients_are_stored_and_a_plain_tcp_client_is_refused() {
         ids, expected,
         "every TLS message once, nothing of the plain client"
     );
-    assert_eq!(metrics["s3logd_listen_tls_failures_total"], 1.0);
+    assert_eq!(metrics.value("s3logd_listen_tls_failures_total"), 1.0);
     let metrics = listen.metrics().await;
     assert_eq!(
-        metrics["s3logd_listen_objects_total"],
+        metrics.value("s3logd_listen_objects_total"),
         (CONNECTIONS * MESSAGES) as f64
     );
-    assert_eq!(metrics["s3logd_listen_connections_open"], 0.0);
+    assert_eq!(metrics.value("s3logd_listen_connections_open"), 0.0);
 }
 
 // ---- The S3 archive read back by the ndjson parser ----
@@ -599,7 +428,7 @@ batch_max_age_ms = 50
     // Stopping finishes the spool's file; the next start uploads what the
     // spool holds (rotation by age takes a minute at least).
     listen.signal(libc::SIGTERM);
-    let status = listen.wait_for_exit().await;
+    let status = listen.wait_for_exit(WAIT).await;
     assert!(status.success(), "{status}\n{}", listen.log_text());
     drop(listen);
     let listen = Listen::start_with("", &sections).await;

@@ -26,12 +26,10 @@ mod paths;
 
 use paths::process::{cpu_seconds, proc_status_kib};
 
-use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{BUCKET, Harness, Notify, alb_key};
-use flate2::write::GzEncoder;
 use s3logd::parse::{Limits, Parsers, Runtime};
 use s3logd_test_support::env_number;
 use s3logd_test_support::victorialogs::VictoriaLogs;
@@ -64,7 +62,7 @@ async fn bench(objects: usize, object_mb: usize) {
     let mut first_object = None;
     for n in 0..objects {
         let key = alb_key(n as u32 + 1);
-        let (gzipped, lines, bytes) = alb_object(n as u64, object_mb * 1_000_000);
+        let (gzipped, lines, bytes) = paths::alb_object(n as u64, object_mb * 1_000_000);
         events.push(s3_event(&key, gzipped.len()));
         first_object.get_or_insert_with(|| (gzipped.clone(), lines));
         harness.moto.put_object(BUCKET, &key, gzipped).await;
@@ -153,37 +151,6 @@ impl ParsePath {
         let elapsed = started.elapsed().as_secs_f64();
         assert_eq!(run.records, self.lines as u64, "records of the parse path");
         self.lines as f64 / elapsed
-    }
-}
-
-/// A gzipped ALB object of about `target_bytes` uncompressed: its bytes,
-/// line count and uncompressed size.
-fn alb_object(seed: u64, target_bytes: usize) -> (Vec<u8>, usize, usize) {
-    let sample = s3logd_test_support::alb::lines(seed, 1_000);
-    let lines = target_bytes * 1_000 / sample.len();
-    let mut counted = CountingWriter {
-        inner: GzEncoder::new(Vec::new(), flate2::Compression::new(6)),
-        bytes: 0,
-    };
-    s3logd_test_support::alb::write_lines(seed, lines, &mut counted).expect("gzip into memory");
-    let gzipped = counted.inner.finish().expect("gzip into memory");
-    (gzipped, lines, counted.bytes)
-}
-
-struct CountingWriter<W> {
-    inner: W,
-    bytes: usize,
-}
-
-impl<W: Write> Write for CountingWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let written = self.inner.write(buf)?;
-        self.bytes += written;
-        Ok(written)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
     }
 }
 

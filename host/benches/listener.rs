@@ -10,22 +10,21 @@
 //! connections) and `S3LOGD_LISTEN_BENCH_CONNECTIONS` (default 4) change
 //! the load.
 
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+#[path = "../../tests/common/mod.rs"]
+mod common;
 #[path = "common/process.rs"]
 mod process;
 
+use common::listen::Listen;
 use process::{cpu_seconds, proc_status_kib};
 use s3logd_test_support::env_number;
 use s3logd_test_support::victorialogs::VictoriaLogs;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-const START_TIMEOUT: Duration = Duration::from_secs(60);
 const RUN_TIMEOUT: Duration = Duration::from_secs(600);
 
 fn main() {
@@ -40,7 +39,7 @@ fn main() {
 
 async fn bench(messages: usize, connections: usize) {
     let receiver = VictoriaLogs::start_counting();
-    let listen = Arc::new(Listen::start(&receiver).await);
+    let listen = Arc::new(Listen::start(&receiver, "", "").await);
     let per_connection = messages / connections;
     let payloads: Vec<String> = (0..connections)
         .map(|c| (0..per_connection).map(|seq| line(c, seq)).collect())
@@ -93,119 +92,5 @@ async fn bench(messages: usize, connections: usize) {
 fn line(connection: usize, seq: usize) -> String {
     format!(
         "{{\"time\":\"2024-05-01T12:00:00.{seq:06}Z\",\"level\":\"info\",\"conn\":{connection},\"seq\":{seq},\"msg\":\"request served\",\"http\":{{\"method\":\"GET\",\"path\":\"/api/v1/items/{seq}\",\"status\":200}},\"duration_ms\":12.5}}\n"
-    )
-}
-
-/// A running `s3logd listen` into the receiver, killed when dropped.
-struct Listen {
-    process: Child,
-    address: SocketAddr,
-    log: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|probe| probe.local_addr())
-        .expect("a free port")
-        .port()
-}
-
-impl Listen {
-    async fn start(receiver: &VictoriaLogs) -> Listen {
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let address = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()));
-        let metrics = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()));
-        let config = format!(
-            r#"[listen]
-address = "{address}"
-
-[sink.vl]
-type = "victorialogs"
-url = "{url}"
-batch_max_age_ms = 50
-
-[dead_letter]
-path = "{dead_letter}"
-
-[metrics]
-listen = "{metrics}"
-"#,
-            url = receiver.url(),
-            dead_letter = dir.path().join("dead-letter.ndjson").display(),
-        );
-        let path = dir.path().join("s3logd.toml");
-        std::fs::write(&path, config).expect("the configuration is written");
-        let log = dir.path().join("s3logd.log");
-        let process = spawn(&path, &log);
-        let mut listen = Listen {
-            process,
-            address,
-            log,
-            _dir: dir,
-        };
-        let deadline = Instant::now() + START_TIMEOUT;
-        while !serves_metrics(metrics).await {
-            if let Some(status) = listen.process.try_wait().expect("waitpid") {
-                panic!("s3logd exited with {status}:\n{}", listen.log_text());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "not serving:\n{}",
-                listen.log_text()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        listen
-    }
-
-    fn pid(&self) -> u32 {
-        self.process.id()
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Listen {
-    fn drop(&mut self) {
-        let _ = self.process.kill();
-        let _ = self.process.wait();
-    }
-}
-
-fn spawn(config: &Path, log: &Path) -> Child {
-    let output = std::fs::File::create(log).expect("the log file");
-    Command::new(env!("CARGO_BIN_EXE_s3logd"))
-        .arg("listen")
-        .arg("--config")
-        .arg(config)
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_REGION", "us-east-1")
-        .env_remove("AWS_PROFILE")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .stdin(Stdio::null())
-        .stdout(output.try_clone().expect("the log file"))
-        .stderr(output)
-        .spawn()
-        .expect("s3logd starts")
-}
-
-/// Whether `/metrics` answers with s3logd's series: the listener is up.
-async fn serves_metrics(metrics: SocketAddr) -> bool {
-    let get = async {
-        let mut stream = TcpStream::connect(metrics).await?;
-        stream
-            .write_all(b"GET /metrics HTTP/1.0\r\nHost: s3logd\r\n\r\n")
-            .await?;
-        let mut response = String::new();
-        stream.read_to_string(&mut response).await?;
-        Ok::<_, std::io::Error>(response)
-    };
-    matches!(
-        tokio::time::timeout(Duration::from_secs(5), get).await,
-        Ok(Ok(response)) if response.contains("\ns3logd_")
     )
 }

@@ -36,12 +36,14 @@ pub enum FailureReason {
     Refused,
     Sink,
     BucketNotAllowed,
+    /// S3 refused to read the bucket for `objects.expected_bucket_owner`.
+    BucketOwnerMismatch,
     /// A bug in s3logd panicked while the object was worked on.
     Panic,
 }
 
 impl FailureReason {
-    const ALL: [FailureReason; 11] = [
+    const ALL: [FailureReason; 12] = [
         FailureReason::Read,
         FailureReason::NoParser,
         FailureReason::Trap,
@@ -52,6 +54,7 @@ impl FailureReason {
         FailureReason::Refused,
         FailureReason::Sink,
         FailureReason::BucketNotAllowed,
+        FailureReason::BucketOwnerMismatch,
         FailureReason::Panic,
     ];
 
@@ -67,6 +70,7 @@ impl FailureReason {
             FailureReason::Refused => "refused",
             FailureReason::Sink => "sink",
             FailureReason::BucketNotAllowed => "bucket_not_allowed",
+            FailureReason::BucketOwnerMismatch => "bucket_owner_mismatch",
             FailureReason::Panic => "panic",
         }
     }
@@ -140,6 +144,11 @@ pub struct Metrics {
     pub records: Value,
     pub parse_errors: Value,
     pub heartbeats: Value,
+    /// Failed SQS calls, each retried or left to the visibility timeout.
+    pub receive_failures: Value,
+    pub delete_failures: Value,
+    pub heartbeat_failures: Value,
+    pub release_failures: Value,
     pub messages_in_flight: Value,
     pub objects_in_flight: Value,
     /// Set once parsers are loaded and the queue answered a receive.
@@ -237,6 +246,26 @@ impl Metrics {
                 "heartbeats",
                 "Visibility extensions of messages in progress.",
                 self.heartbeats.get(),
+            ),
+            (
+                "receive_failures",
+                "SQS receives that failed; the next waits longer, up to 30 s.",
+                self.receive_failures.get(),
+            ),
+            (
+                "delete_failures",
+                "SQS deletes that failed; the message is received again after its visibility timeout.",
+                self.delete_failures.get(),
+            ),
+            (
+                "heartbeat_failures",
+                "Visibility extensions that failed; the next tick tries again.",
+                self.heartbeat_failures.get(),
+            ),
+            (
+                "release_failures",
+                "Releases of unfinished messages that failed; they return after their visibility timeout.",
+                self.release_failures.get(),
             ),
         ];
         for (name, help, value) in &counters {
@@ -360,6 +389,22 @@ fn metric(out: &mut String, name: &str, kind: &str, help: &str, value: &u64) {
     let _ = writeln!(out, "s3logd_{name}{suffix} {value}");
 }
 
+/// The async runtime's own gauges, read on the runtime that serves
+/// `/metrics`: a task count that keeps growing is a leak that none of the
+/// collector's counters would show.
+fn runtime_gauges(out: &mut String) {
+    let tasks = tokio::runtime::Handle::current()
+        .metrics()
+        .num_alive_tasks() as u64;
+    metric(
+        out,
+        "runtime_alive_tasks",
+        "gauge",
+        "Tasks alive in the async runtime.",
+        &tasks,
+    );
+}
+
 /// Serves `/metrics`, `/healthz` and `/readyz` until `stop` fires.
 /// `render` produces the `/metrics` body.
 pub async fn serve(
@@ -405,11 +450,15 @@ fn respond(
     render: &dyn Fn() -> String,
 ) -> Response<Full<Bytes>> {
     let (status, content_type, body) = match (request.method(), request.uri().path()) {
-        (&Method::GET, "/metrics") => (
-            StatusCode::OK,
-            "text/plain; version=0.0.4; charset=utf-8",
-            render(),
-        ),
+        (&Method::GET, "/metrics") => {
+            let mut body = render();
+            runtime_gauges(&mut body);
+            (
+                StatusCode::OK,
+                "text/plain; version=0.0.4; charset=utf-8",
+                body,
+            )
+        }
         (&Method::GET, "/healthz") => (StatusCode::OK, "text/plain", "ok\n".to_owned()),
         (&Method::GET, "/readyz") if metrics.is_ready() => {
             (StatusCode::OK, "text/plain", "ready\n".to_owned())
@@ -568,6 +617,17 @@ mod tests {
         ] {
             assert_eq!(FailureReason::from_kind(kind).label(), kind);
         }
+    }
+
+    #[tokio::test]
+    async fn runtime_gauges_count_the_tasks_alive() {
+        let (_keep_open, closed) = tokio::sync::oneshot::channel::<()>();
+        let waiting = tokio::spawn(closed);
+        let mut text = String::new();
+        runtime_gauges(&mut text);
+        assert!(text.contains("# TYPE s3logd_runtime_alive_tasks gauge"));
+        assert_eq!(sample(&text, "s3logd_runtime_alive_tasks"), Some(1));
+        waiting.abort();
     }
 
     #[test]

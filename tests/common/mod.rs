@@ -4,9 +4,13 @@
 //! `/metrics` the tests read. Every wait is bounded so that a broken
 //! collector fails a test instead of hanging the suite.
 //!
-//! The collector tests and the full-path benchmark (host/benches/collector.rs)
-//! both include this module and each uses only part of it.
+//! The collector tests and the benchmarks of `s3logd run` (full path, soak)
+//! include this module, as do the listener's test and bench for [`listen`];
+//! each uses only part of it.
 #![allow(dead_code)]
+
+pub mod formats;
+pub mod listen;
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -103,6 +107,7 @@ impl Harness {
             wait_time_secs: 1,
             visibility_timeout_secs: 300,
             heartbeat_interval_secs: 60,
+            max_receive_count: 5,
             concurrency: 4,
             grace_period_secs: 30,
             batch_max_records: 10_000,
@@ -110,6 +115,7 @@ impl Harness {
             parser_paths: Vec::new(),
             log_level: "info,s3logd=debug".to_owned(),
             extra: String::new(),
+            env: Vec::new(),
         }
     }
 
@@ -126,7 +132,7 @@ impl Harness {
             .dir
             .path()
             .join(format!("s3logd-{}.log", metrics.port()));
-        let mut collector = Collector::spawn(&config, log, metrics);
+        let mut collector = Collector::spawn("run", &config, log, metrics, &settings.env);
         collector.wait_until_serving().await;
         collector
     }
@@ -206,6 +212,7 @@ pub struct Settings {
     pub wait_time_secs: u32,
     pub visibility_timeout_secs: u32,
     pub heartbeat_interval_secs: u32,
+    pub max_receive_count: u32,
     pub concurrency: u32,
     pub grace_period_secs: u64,
     pub batch_max_records: u64,
@@ -217,10 +224,14 @@ pub struct Settings {
     /// More configuration, appended as it is: other sinks, `[dead_letter]`,
     /// routes naming sinks.
     pub extra: String,
+    /// Environment variables of the process, set after the test AWS
+    /// credentials (so they may replace them).
+    pub env: Vec<(String, String)>,
 }
 
 impl Settings {
-    fn to_toml(&self, metrics: SocketAddr) -> String {
+    /// The configuration file, serving `/metrics` on `metrics`.
+    pub fn to_toml(&self, metrics: SocketAddr) -> String {
         let text = |value: &str| toml::Value::from(value).to_string();
         let list = |values: &[String]| {
             toml::Value::Array(
@@ -245,6 +256,7 @@ url = {queue_url}
 wait_time_secs = {wait_time}
 visibility_timeout_secs = {visibility}
 heartbeat_interval_secs = {heartbeat}
+max_receive_count = {max_receive_count}
 concurrency = {concurrency}
 
 [aws]
@@ -278,6 +290,7 @@ grace_period_secs = {grace}
             wait_time = self.wait_time_secs,
             visibility = self.visibility_timeout_secs,
             heartbeat = self.heartbeat_interval_secs,
+            max_receive_count = self.max_receive_count,
             concurrency = self.concurrency,
             endpoint_url = text(&self.endpoint_url),
             parser_paths = list(&self.parser_paths),
@@ -319,6 +332,20 @@ pub fn alb_key(n: u32) -> String {
     )
 }
 
+/// The body of an S3 event notification for one object, its key written
+/// as given (S3 URL-encodes keys in events, `+` for a space).
+pub fn s3_event(event_name: &str, bucket: &str, key: &str) -> String {
+    serde_json::json!({"Records": [{
+        "eventVersion": "2.1",
+        "eventSource": "aws:s3",
+        "awsRegion": "us-east-1",
+        "eventTime": "2024-03-01T12:00:00.000Z",
+        "eventName": event_name,
+        "s3": {"bucket": {"name": bucket}, "object": {"key": key}}
+    }]})
+    .to_string()
+}
+
 pub fn gzip(data: &str) -> Vec<u8> {
     let mut encoder = GzEncoder::new(Vec::new(), Compression::fast());
     encoder
@@ -344,19 +371,29 @@ pub fn copies_of_lines(rows: &[StoredRow], objects: &[&LogObject]) -> HashMap<St
 
 /// Waits until every line of `objects` is stored and returns the rows.
 pub async fn wait_for_lines(receiver: &VictoriaLogs, objects: &[&LogObject]) -> Vec<StoredRow> {
+    wait_for_copies(receiver, objects, 1).await
+}
+
+/// Waits until every line of `objects` is stored at least `copies` times
+/// and returns the rows.
+pub async fn wait_for_copies(
+    receiver: &VictoriaLogs,
+    objects: &[&LogObject],
+    copies: usize,
+) -> Vec<StoredRow> {
     let deadline = Instant::now() + WAIT;
     loop {
         let rows = receiver.rows();
         let missing = copies_of_lines(&rows, objects)
             .values()
-            .filter(|&&n| n == 0)
+            .filter(|&&n| n < copies)
             .count();
         if missing == 0 {
             return rows;
         }
         assert!(
             Instant::now() < deadline,
-            "{missing} lines still missing after {WAIT:?}; receiver {:?}",
+            "{missing} lines stored fewer than {copies} times after {WAIT:?}; receiver {:?}",
             receiver.counters()
         );
         tokio::time::sleep(POLL_INTERVAL).await;
@@ -400,8 +437,8 @@ pub fn assert_stored_once(rows: &[StoredRow], objects: &[&LogObject]) {
     );
 }
 
-/// A running `s3logd run`, killed (SIGKILL) when dropped. Its output goes
-/// to a log file that is printed when a test fails.
+/// A running `s3logd run` (or `listen`), killed (SIGKILL) when dropped. Its
+/// output goes to a log file that is printed when a test fails.
 pub struct Collector {
     process: Child,
     metrics: SocketAddr,
@@ -409,11 +446,17 @@ pub struct Collector {
 }
 
 impl Collector {
-    fn spawn(config: &std::path::Path, log: PathBuf, metrics: SocketAddr) -> Collector {
+    fn spawn(
+        subcommand: &str,
+        config: &std::path::Path,
+        log: PathBuf,
+        metrics: SocketAddr,
+        env: &[(String, String)],
+    ) -> Collector {
         let output = std::fs::File::create(&log).expect("cannot create the collector log");
         let errors = output.try_clone().expect("cannot duplicate a file handle");
         let process = Command::new(env!("CARGO_BIN_EXE_s3logd"))
-            .arg("run")
+            .arg(subcommand)
             .arg("--config")
             .arg(config)
             .env("AWS_ACCESS_KEY_ID", "testing")
@@ -424,6 +467,7 @@ impl Collector {
             .env_remove("AWS_PROFILE")
             .env_remove("AWS_SESSION_TOKEN")
             .env("AWS_EC2_METADATA_DISABLED", "true")
+            .envs(env.iter().map(|(name, value)| (name, value)))
             .stdin(Stdio::null())
             .stdout(output)
             .stderr(errors)
@@ -521,7 +565,7 @@ impl Collector {
         let _ = self.process.wait();
     }
 
-    fn log_text(&self) -> String {
+    pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_else(|e| format!("(unreadable: {e})"))
     }
 }

@@ -1,13 +1,14 @@
-//! What the benchmarks share: a visitor that only counts records, and the
+//! What the benchmarks share: a visitor that only counts records, the
 //! single-thread parse path end to end (gunzip → line batches → parser
 //! component → VictoriaLogs JSON), which the full-path benchmark is
-//! measured against.
+//! measured against, and large gzipped ALB objects.
 
 // Each benchmark uses a part of it.
 #![allow(dead_code)]
 
 pub mod process;
 
+use std::io::Write;
 use std::sync::Arc;
 
 use s3logd::decode::BatchLimits;
@@ -98,5 +99,36 @@ pub fn parse_to_json(parsers: &Parsers, parser: &Arc<LoadedParser>, gz: &[u8]) -
     ParsePathRun {
         records: json.records,
         json_bytes: json.bytes(),
+    }
+}
+
+/// A gzipped ALB object of about `target_bytes` uncompressed: its bytes,
+/// line count and uncompressed size.
+pub fn alb_object(seed: u64, target_bytes: usize) -> (Vec<u8>, usize, usize) {
+    let sample = s3logd_test_support::alb::lines(seed, 1_000);
+    let lines = target_bytes * 1_000 / sample.len();
+    let mut counted = CountingWriter {
+        inner: flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6)),
+        bytes: 0,
+    };
+    s3logd_test_support::alb::write_lines(seed, lines, &mut counted).expect("gzip into memory");
+    let gzipped = counted.inner.finish().expect("gzip into memory");
+    (gzipped, lines, counted.bytes)
+}
+
+struct CountingWriter<W> {
+    inner: W,
+    bytes: usize,
+}
+
+impl<W: Write> Write for CountingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let written = self.inner.write(buf)?;
+        self.bytes += written;
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
     }
 }

@@ -1,14 +1,33 @@
-//! What a benchmark reads about another process: its memory and CPU time
-//! from `/proc`.
+//! What a benchmark reads about another process: its memory, CPU time,
+//! threads and open files from `/proc`.
+
+// Each benchmark uses a part of it.
+#![allow(dead_code)]
 
 /// A `/proc/<pid>/status` value given in kB.
 pub fn proc_status_kib(pid: u32, field: &str) -> u64 {
+    proc_status(pid, field, |value| value.strip_suffix(" kB")?.parse().ok())
+}
+
+/// A plain number in `/proc/<pid>/status`, such as `Threads`.
+pub fn proc_status_count(pid: u32, field: &str) -> u64 {
+    proc_status(pid, field, |value| value.parse().ok())
+}
+
+fn proc_status(pid: u32, field: &str, read: impl Fn(&str) -> Option<u64>) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
     status
         .lines()
         .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|value| value.trim().strip_suffix(" kB")?.parse().ok())
+        .and_then(|value| read(value.trim()))
         .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+}
+
+/// File descriptors the process has open.
+pub fn open_fds(pid: u32) -> u64 {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("/proc fd")
+        .count() as u64
 }
 
 /// User plus system CPU time the process used so far.

@@ -29,7 +29,7 @@ use crate::config::QueueConfig;
 use crate::errors::error_chain;
 use crate::metrics::{Metrics, Value};
 use crate::notification::{self, Notification, ObjectRef};
-use crate::object::{NotStored, ObjectProcessor};
+use crate::object::ObjectProcessor;
 use crate::shutdown::{Drained, Shutdown};
 
 /// Longest pause between failed receives.
@@ -84,6 +84,7 @@ impl Collector {
                     }
                 }
                 Err(error) => {
+                    self.metrics.receive_failures.inc();
                     tracing::warn!(%error, retry_in = ?backoff, "receiving from the queue failed");
                     tokio::select! {
                         () = stop.cancelled() => break,
@@ -271,35 +272,8 @@ impl Collector {
             slot = self.object_slots.acquire() => slot.expect("the slots are never closed"),
         };
         let _in_flight = InFlight::new(&self.metrics.objects_in_flight);
-        match self.processor.process(&object).await {
-            Ok(summary) => {
-                self.metrics.objects_processed.inc();
-                tracing::info!(
-                    message_id,
-                    bucket = %object.bucket,
-                    key = %object.key,
-                    parser = %summary.parser,
-                    lines = summary.outcome.lines,
-                    records = summary.outcome.records,
-                    line_errors = summary.outcome.line_errors,
-                    "object stored"
-                );
-                ObjectOutcome::Stored
-            }
-            Err(NotStored::Abandoned) => ObjectOutcome::Unfinished,
-            Err(NotStored::Failed(failure)) => {
-                self.metrics.object_failed(failure.reason);
-                tracing::error!(
-                    message_id,
-                    bucket = %object.bucket,
-                    key = %object.key,
-                    reason = failure.reason.label(),
-                    detail = %failure.detail,
-                    "object failed"
-                );
-                ObjectOutcome::Failed
-            }
-        }
+        let result = self.processor.process(&object).await;
+        ack::outcome_of(result, &object, message_id, &self.metrics)
     }
 
     /// Keeps the message invisible while it is in work: extends its
@@ -309,6 +283,10 @@ impl Collector {
     async fn heartbeat(&self, message_id: &str, receipt: &str, work_done: &CancellationToken) {
         let period = Duration::from_secs(self.queue.heartbeat_interval_secs.into());
         let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        // An extension that took longer than a period (SQS failing, the
+        // SDK retrying) is followed by the next one a period later, not by
+        // a burst of catch-up calls that each extend the same message.
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = ticks.tick() => {}
@@ -319,11 +297,14 @@ impl Collector {
                 .await;
             match extended {
                 Ok(_) => self.metrics.heartbeats.inc(),
-                Err(error) => tracing::warn!(
-                    message_id,
-                    error = error_chain(&error),
-                    "extending the message's visibility failed; another consumer may get it"
-                ),
+                Err(error) => {
+                    self.metrics.heartbeat_failures.inc();
+                    tracing::warn!(
+                        message_id,
+                        error = error_chain(&error),
+                        "extending the message's visibility failed; another consumer may get it"
+                    );
+                }
             }
         }
     }
@@ -354,11 +335,14 @@ impl Collector {
             .await;
         match deleted {
             Ok(_) => self.metrics.messages_deleted.inc(),
-            Err(error) => tracing::warn!(
-                message_id,
-                error = error_chain(&error),
-                "deleting the message failed; it will be received again"
-            ),
+            Err(error) => {
+                self.metrics.delete_failures.inc();
+                tracing::warn!(
+                    message_id,
+                    error = error_chain(&error),
+                    "deleting the message failed; it will be received again"
+                );
+            }
         }
     }
 
@@ -367,11 +351,14 @@ impl Collector {
         let released = self.set_visibility(receipt, 0).await;
         match released {
             Ok(_) => self.metrics.messages_released.inc(),
-            Err(error) => tracing::warn!(
-                message_id,
-                error = error_chain(&error),
-                "releasing the message failed; it returns after its visibility timeout"
-            ),
+            Err(error) => {
+                self.metrics.release_failures.inc();
+                tracing::warn!(
+                    message_id,
+                    error = error_chain(&error),
+                    "releasing the message failed; it returns after its visibility timeout"
+                );
+            }
         }
     }
 }
