@@ -1,6 +1,11 @@
 //! What becomes of a message once its objects were worked on: deleted only
 //! when every object it names was stored completely.
 
+use crate::metrics::Metrics;
+use crate::notification::ObjectRef;
+use crate::object::NotStored;
+use crate::pipeline::ObjectSummary;
+
 /// How one object of a message ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ObjectOutcome {
@@ -25,6 +30,45 @@ pub enum Ack {
     Keep,
     /// Make it visible again now so that another consumer takes it over.
     Release,
+}
+
+/// Counts and logs how the object of message `message_id` ended, as every
+/// consumer of notifications (the queue loop, the Lambda function) does.
+pub fn outcome_of(
+    result: Result<ObjectSummary, NotStored>,
+    object: &ObjectRef,
+    message_id: &str,
+    metrics: &Metrics,
+) -> ObjectOutcome {
+    match result {
+        Ok(summary) => {
+            metrics.objects_processed.inc();
+            tracing::info!(
+                message_id,
+                bucket = %object.bucket,
+                key = %object.key,
+                parser = %summary.parser,
+                lines = summary.outcome.lines,
+                records = summary.outcome.records,
+                line_errors = summary.outcome.line_errors,
+                "object stored"
+            );
+            ObjectOutcome::Stored
+        }
+        Err(NotStored::Abandoned) => ObjectOutcome::Unfinished,
+        Err(NotStored::Failed(failure)) => {
+            metrics.object_failed(failure.reason);
+            tracing::error!(
+                message_id,
+                bucket = %object.bucket,
+                key = %object.key,
+                reason = failure.reason.label(),
+                detail = %failure.detail,
+                "object failed"
+            );
+            ObjectOutcome::Failed
+        }
+    }
 }
 
 pub fn decide(outcomes: &[ObjectOutcome]) -> Ack {

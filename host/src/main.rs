@@ -46,6 +46,11 @@ enum Command {
     /// Accept TCP connections and store the JSON objects clients send (one
     /// per line or concatenated) in the sinks, as s3logger did.
     Listen(commands::listen::Args),
+    /// Run as an AWS Lambda function (what `bootstrap` does with no
+    /// arguments on the Lambda runtime): store the objects of S3, SQS, SNS
+    /// and EventBridge events as `run` does, within each invocation's
+    /// deadline.
+    Lambda(commands::lambda::Args),
     /// Validate a configuration file and print the effective configuration
     /// (defaults and S3LOGD_* environment overrides applied, secrets
     /// masked), or every problem found.
@@ -64,13 +69,21 @@ const CONFIG_HELP: &str = concat!(
 );
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // Lambda's provided runtimes start `bootstrap` without arguments.
+    let lambda_bootstrap =
+        std::env::args_os().len() == 1 && std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some();
+    let cli = if lambda_bootstrap {
+        Cli::parse_from(["s3logd", "lambda"])
+    } else {
+        Cli::parse()
+    };
     let result = match cli.command {
         Command::Parse(args) => commands::parse::run(args),
         Command::Parsers { parsers } => commands::parsers::run(&parsers),
         Command::Run { config } => commands::run::run(&config),
         Command::Import(args) => commands::import::run(args),
         Command::Listen(args) => commands::listen::run(args),
+        Command::Lambda(args) => commands::lambda::run(args),
         Command::CheckConfig { file } => commands::check_config::run(&file),
     };
     match result {

@@ -2,6 +2,7 @@
 
 pub mod check_config;
 pub mod import;
+pub mod lambda;
 pub mod listen;
 pub mod parse;
 pub mod parsers;

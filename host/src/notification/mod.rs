@@ -118,7 +118,13 @@ impl std::error::Error for Unrecognized {}
 pub fn decode(body: &str) -> Result<Notification, Unrecognized> {
     let json: Value = serde_json::from_str(body)
         .map_err(|error| Unrecognized::new(format!("not JSON: {error}")))?;
-    let object = as_object(&json)?;
+    decode_json(&json)
+}
+
+/// [`decode`] for a body already parsed: a Lambda function is handed S3,
+/// SNS and EventBridge events as JSON, not as text.
+pub fn decode_json(json: &Value) -> Result<Notification, Unrecognized> {
+    let object = as_object(json)?;
     if let Some(message) = sns_message(object)? {
         let inner: Value = serde_json::from_str(message)
             .map_err(|error| Unrecognized::new(format!("SNS Message is not JSON: {error}")))?;
@@ -128,7 +134,7 @@ pub fn decode(body: &str) -> Result<Notification, Unrecognized> {
         }
         return decode_event(&inner, true).map_err(|error| error.context("SNS Message"));
     }
-    decode_event(&json, false)
+    decode_event(json, false)
 }
 
 fn as_object(json: &Value) -> Result<&Map<String, Value>, Unrecognized> {

@@ -13,11 +13,12 @@ use std::cell::RefCell;
 use std::io::{self, Read};
 use std::sync::Arc;
 
-use aws_sdk_s3::error::SdkError;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::operation::get_object::{GetObjectError, GetObjectOutput};
 use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
 use tokio_util::io::SyncIoBridge;
+use tokio_util::sync::CancellationToken;
 
 use crate::budget::{Account, ByteBudget, Reservation};
 use crate::decode::{BatchLimits, LineMemory};
@@ -64,6 +65,8 @@ pub struct ObjectProcessor {
     pub enricher: Enricher,
     /// Empty: every bucket.
     pub allowed_buckets: Vec<String>,
+    /// The account every bucket read must belong to (S3's `ExpectedBucketOwner`).
+    pub expected_bucket_owner: Option<String>,
     pub limits: BatchLimits,
     pub sinks: Arc<Sinks>,
     pub budget: Arc<ByteBudget>,
@@ -74,6 +77,19 @@ impl ObjectProcessor {
     /// Streams, parses and delivers one object; `Ok` once every record is
     /// stored.
     pub async fn process(self: &Arc<Self>, object: &ObjectRef) -> Result<ObjectSummary, NotStored> {
+        self.process_until(object, CancellationToken::new()).await
+    }
+
+    /// [`ObjectProcessor::process`], whose reading of the object stops once
+    /// `abandon` fires, so that its parsing thread comes free at once: for a
+    /// process that lives on after abandoning an object (the Lambda
+    /// function, between invocations). An abandoned object is
+    /// [`NotStored::Abandoned`].
+    pub async fn process_until(
+        self: &Arc<Self>,
+        object: &ObjectRef,
+        abandon: CancellationToken,
+    ) -> Result<ObjectSummary, NotStored> {
         if !self.allowed_buckets.is_empty() && !self.allowed_buckets.contains(&object.bucket) {
             return Err(ObjectFailure {
                 reason: FailureReason::BucketNotAllowed,
@@ -87,10 +103,7 @@ impl ObjectProcessor {
         let response = self
             .get_object(object)
             .await
-            .map_err(|error| ObjectFailure {
-                reason: FailureReason::Read,
-                detail: format!("GetObject failed: {}", error_chain(&error)),
-            })?;
+            .map_err(|error| self.get_object_failure(object, &error))?;
         let origin = Arc::new(Origin {
             bucket: object.bucket.clone(),
             key: object.key.clone(),
@@ -106,8 +119,14 @@ impl ObjectProcessor {
                 })
                 .unwrap_or_default(),
         });
-        let body = SyncIoBridge::new(Box::pin(response.body.into_async_read()));
-        self.process_body(object, origin, body).await
+        let body = Abandonable {
+            inner: SyncIoBridge::new(Box::pin(response.body.into_async_read())),
+            abandon: abandon.clone(),
+        };
+        match self.process_body(object, origin, body).await {
+            Err(NotStored::Failed(_)) if abandon.is_cancelled() => Err(NotStored::Abandoned),
+            processed => processed,
+        }
     }
 
     /// The rest of [`ObjectProcessor::process`] once the object is open;
@@ -232,7 +251,12 @@ impl ObjectProcessor {
     ) -> Result<GetObjectOutput, SdkError<GetObjectError, aws_sdk_s3::config::http::HttpResponse>>
     {
         let get = |key: &str| {
-            let mut request = self.s3.get_object().bucket(&object.bucket).key(key);
+            let mut request = self
+                .s3
+                .get_object()
+                .bucket(&object.bucket)
+                .key(key)
+                .set_expected_bucket_owner(self.expected_bucket_owner.clone());
             if let Some(version) = &object.version_id {
                 request = request.version_id(version);
             }
@@ -247,6 +271,35 @@ impl ObjectProcessor {
         }?;
         Ok(response)
     }
+
+    /// Why GetObject failed. With `expected_bucket_owner` set, 403
+    /// AccessDenied is how S3 refuses a bucket another account owns; it
+    /// says no more, and a role that may not read the bucket gets the same
+    /// answer, so the detail names both.
+    fn get_object_failure(
+        &self,
+        object: &ObjectRef,
+        error: &SdkError<GetObjectError, aws_sdk_s3::config::http::HttpResponse>,
+    ) -> ObjectFailure {
+        let detail = format!("GetObject failed: {}", error_chain(error));
+        let access_denied = error
+            .as_service_error()
+            .and_then(ProvideErrorMetadata::code)
+            == Some("AccessDenied");
+        match &self.expected_bucket_owner {
+            Some(owner) if access_denied => ObjectFailure {
+                reason: FailureReason::BucketOwnerMismatch,
+                detail: format!(
+                    "bucket {:?} refused with objects.expected_bucket_owner = {owner}: another account owns it (or s3logd may not read it); {detail}",
+                    object.bucket
+                ),
+            },
+            _ => ObjectFailure {
+                reason: FailureReason::Read,
+                detail,
+            },
+        }
+    }
 }
 
 fn is_missing(error: &SdkError<GetObjectError, aws_sdk_s3::config::http::HttpResponse>) -> bool {
@@ -256,6 +309,22 @@ fn is_missing(error: &SdkError<GetObjectError, aws_sdk_s3::config::http::HttpRes
         || error
             .raw_response()
             .is_some_and(|response| response.status().as_u16() == 404)
+}
+
+/// Fails every read once `abandon` fired: the parser then stops at its
+/// next batch instead of reading the rest of an object nobody waits for.
+struct Abandonable<R> {
+    inner: R,
+    abandon: CancellationToken,
+}
+
+impl<R: Read> Read for Abandonable<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.abandon.is_cancelled() {
+            return Err(io::Error::other("the object was abandoned"));
+        }
+        self.inner.read(buf)
+    }
 }
 
 /// Counts the object's bytes as stored, before decompression.
@@ -465,6 +534,7 @@ mod tests {
             router: Router::new(&[], |_| None, |_| None).unwrap(),
             enricher: Enricher::new(None),
             allowed_buckets: Vec::new(),
+            expected_bucket_owner: None,
             limits: BatchLimits::default(),
             sinks: Arc::new(sinks),
             budget: Arc::new(ByteBudget::new(1 << 20, 1)),
