@@ -10,9 +10,12 @@ pub mod object_lines;
 pub mod parsers;
 pub mod row_decoder;
 
+/// What a target does with one input: returns, or panics on a broken invariant.
+pub type Target = fn(&[u8]);
+
 /// Every target by the name of its `fuzz_targets/` file, `corpus/` and
 /// `regressions/` directories.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("config", config::run),
     ("notification", notification::run),
     ("object_lines", object_lines::run),
