@@ -121,11 +121,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         .checkpoint
         .clone()
         .unwrap_or_else(|| default_checkpoint(args.config.as_deref(), &args));
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .max_blocking_threads(config.blocking_threads())
-        .build()
-        .context("starting the async runtime")?;
+    let runtime = super::async_runtime(&config)?;
     let result = runtime.block_on(import(config, args, range, checkpoint_path));
     runtime.shutdown_background();
     result

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
@@ -84,11 +84,7 @@ fn init(args: Args) -> Result<(tokio::runtime::Runtime, Arc<Function>)> {
         unsafe { std::env::set_var("S3LOGD_CACHE_DIR", cache) };
     }
     s3logd::memory::limit_malloc_caching();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .max_blocking_threads(config.blocking_threads())
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let runtime = super::async_runtime(&config)?;
     // Never signalled: each invocation's deadline bounds its own work, and
     // the sinks keep going from one invocation to the next.
     let shutdown = Shutdown::default();

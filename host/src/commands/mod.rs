@@ -54,3 +54,13 @@ fn load_config_without_queue(
     Config::parse(&text, s3logd::config::process_env())
         .map_err(|errors| anyhow::anyhow!("{name}:\n{errors}"))
 }
+
+/// The runtime of a command that processes objects: its blocking pool is
+/// where parsers run, so the configuration sizes it.
+pub(crate) fn async_runtime(config: &Config) -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .max_blocking_threads(config.blocking_threads())
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}

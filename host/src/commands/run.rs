@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use aws_config::{BehaviorVersion, Region};
 use regex::Regex;
 use tokio::sync::Semaphore;
@@ -32,11 +32,7 @@ pub fn run(config_path: &Path) -> Result<ExitCode> {
         .map_err(|errors| anyhow::anyhow!("{}:\n{errors}", config_path.display()))?;
     s3logd::logging::init(&config.log, std::io::stderr);
     s3logd::memory::limit_malloc_caching();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .max_blocking_threads(config.blocking_threads())
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let runtime = super::async_runtime(&config)?;
     let result = runtime.block_on(collect(config));
     // Parsing threads of abandoned objects must not hold up the exit.
     runtime.shutdown_background();
