@@ -104,18 +104,8 @@ impl Drop for Function {
 
 /// The S3 event S3 sends for a new object, as it invokes a function.
 fn s3_event(bucket: &str, key: &str) -> Value {
-    json!({"Records": [{
-        "eventVersion": "2.1",
-        "eventSource": "aws:s3",
-        "awsRegion": "us-east-1",
-        "eventTime": "2024-03-01T12:05:00.000Z",
-        "eventName": "ObjectCreated:Put",
-        "s3": {
-            "s3SchemaVersion": "1.0",
-            "bucket": {"name": bucket, "arn": format!("arn:aws:s3:::{bucket}")},
-            "object": {"key": key, "size": 1, "sequencer": "0065E1C5A3D9C0F1A2"},
-        },
-    }]})
+    serde_json::from_str(&common::s3_event("ObjectCreated:Put", bucket, key))
+        .expect("the harness's S3 event is JSON")
 }
 
 /// An SQS record of a Lambda event source mapping, its body `body`.
