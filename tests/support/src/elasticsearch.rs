@@ -93,7 +93,9 @@ use hyper::http::request::Parts;
 use hyper::{Method, StatusCode};
 use serde_json::{Map, Value, json};
 
-use crate::http::{Answer, Decoded, HttpReceiver, Protocol, content_encoding, decode_body};
+use crate::http::{
+    Answer, Decoded, HttpReceiver, Protocol, content_encoding, decode_body, wait_for_stored,
+};
 pub use crate::http::{Auth, LoggedRequest};
 
 /// `http.max_content_length` default.
@@ -102,7 +104,6 @@ pub const MAX_CONTENT_LENGTH: usize = 100 * 1024 * 1024;
 pub const MAX_ID_BYTES: usize = 512;
 
 const ENCODINGS: &[&str] = &["gzip", "deflate"];
-const POLL_INTERVAL: Duration = Duration::from_millis(20);
 const VERSION: &str = "8.15.0";
 /// Bulk query parameters that change nothing in a single-node store without refresh.
 const NO_EFFECT_PARAMS: &[&str] = &[
@@ -326,20 +327,15 @@ impl Elasticsearch {
     /// Waits until at least `count` documents are stored and returns them
     /// all; panics with the counters if that takes longer than `timeout`.
     pub async fn wait_for_documents(&self, count: usize, timeout: Duration) -> Vec<Document> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let documents = self.documents();
-            if documents.len() >= count {
-                return documents;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "Elasticsearch stored {} of {count} documents within {timeout:?}; {:?}",
-                documents.len(),
-                self.counters()
-            );
-            tokio::time::sleep(POLL_INTERVAL).await;
-        }
+        let store = ("Elasticsearch", "documents");
+        wait_for_stored(
+            store,
+            count,
+            timeout,
+            || self.documents(),
+            || self.counters(),
+        )
+        .await
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {

@@ -9,16 +9,17 @@
 //! answer, a stall, an answer cut mid-body or relayed at a trickle. The whole
 //! port can also go down, refusing connections and resetting open ones.
 
-use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::{Arc, Mutex, MutexGuard, mpsc};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
-use tokio::sync::{oneshot, watch};
-use tokio::task::JoinSet;
+use tokio::net::TcpStream;
+use tokio::sync::watch;
 
-const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+use crate::port::{Connection, Port};
 /// Larger heads are not HTTP any client of these tests sends.
 const MAX_HEAD_BYTES: usize = 64 * 1024;
 const READ_CHUNK: usize = 64 * 1024;
@@ -167,50 +168,33 @@ impl State {
     }
 }
 
-/// The accept loop currently serving the port.
-struct Acceptor {
-    stop: oneshot::Sender<()>,
-    stopped: mpsc::Receiver<()>,
-}
-
 /// A running proxy in front of one upstream; it stops when dropped.
 pub struct FaultProxy {
-    address: SocketAddr,
-    upstream: SocketAddr,
+    port: Port,
     state: Arc<Mutex<State>>,
-    acceptor: Mutex<Option<Acceptor>>,
-    runtime: Option<tokio::runtime::Runtime>,
 }
 
 impl FaultProxy {
     /// Listens on a free port of 127.0.0.1 and forwards to `upstream`.
     pub fn start(upstream: SocketAddr) -> FaultProxy {
-        // Its own runtime keeps the proxy relaying whatever the test's
-        // runtime does (blocking calls, current-thread scheduling).
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("fault-proxy")
-            .enable_all()
-            .build()
-            .expect("cannot build the proxy's runtime");
-        let mut proxy = FaultProxy {
-            address: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+        let state = Arc::<Mutex<State>>::default();
+        let relay = Arc::new(Relay {
             upstream,
-            state: Arc::default(),
-            acceptor: Mutex::new(None),
-            runtime: Some(runtime),
-        };
-        proxy.address = proxy.listen(proxy.address);
-        proxy
+            state: state.clone(),
+        });
+        FaultProxy {
+            port: Port::start("fault-proxy", 2, relay),
+            state,
+        }
     }
 
     /// `http://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
-        format!("http://{}", self.address)
+        format!("http://{}", self.port.address())
     }
 
     pub fn addr(&self) -> SocketAddr {
-        self.address
+        self.port.address()
     }
 
     /// Adds `rule` after the ones already there: the first rule that
@@ -228,22 +212,7 @@ impl FaultProxy {
     /// connections are reset. Up again: the same port accepts; rules and
     /// counts are kept.
     pub fn set_down(&self, down: bool) {
-        let mut acceptor = self.acceptor.lock().expect("acceptor lock");
-        match (down, acceptor.take()) {
-            (true, Some(running)) => {
-                // The loop may already be gone; either way it is stopped.
-                let _ = running.stop.send(());
-                running
-                    .stopped
-                    .recv_timeout(STOP_TIMEOUT)
-                    .expect("the proxy did not stop in time");
-            }
-            (false, None) => {
-                drop(acceptor);
-                self.listen(self.address);
-            }
-            (_, unchanged) => *acceptor = unchanged,
-        }
+        self.port.set_down(down);
     }
 
     /// Requests `matcher` selects that arrived so far, forwarded or faulted.
@@ -264,77 +233,6 @@ impl FaultProxy {
     fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock().expect("proxy state lock")
     }
-
-    /// Binds `address` and serves it until [`Acceptor::stop`]; returns the bound address.
-    fn listen(&self, address: SocketAddr) -> SocketAddr {
-        let (bound_tx, bound_rx) = mpsc::channel();
-        let (stop, stop_rx) = oneshot::channel();
-        let (stopped_tx, stopped) = mpsc::channel();
-        let relay = Relay {
-            upstream: self.upstream,
-            state: self.state.clone(),
-        };
-        let runtime = self.runtime.as_ref().expect("runtime lives until drop");
-        runtime.spawn(async move {
-            let listener = match bind(address) {
-                Ok(listener) => listener,
-                Err(e) => {
-                    let _ = bound_tx.send(Err(e));
-                    return;
-                }
-            };
-            let _ = bound_tx.send(listener.local_addr());
-            accept_until_stopped(listener, Arc::new(relay), stop_rx).await;
-            // The stopping side may have timed out; nothing is waiting then.
-            let _ = stopped_tx.send(());
-        });
-        let bound = bound_rx
-            .recv()
-            .expect("the proxy's runtime is running")
-            .unwrap_or_else(|e| panic!("cannot listen on {address}: {e}"));
-        *self.acceptor.lock().expect("acceptor lock") = Some(Acceptor { stop, stopped });
-        bound
-    }
-}
-
-impl Drop for FaultProxy {
-    fn drop(&mut self) {
-        // Tests drop the proxy inside their own runtime, where blocking on
-        // a shutdown is not allowed.
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
-        }
-    }
-}
-
-fn bind(address: SocketAddr) -> std::io::Result<TcpListener> {
-    let socket = TcpSocket::new_v4()?;
-    // Connections reset by going down linger in TIME_WAIT on this port.
-    socket.set_reuseaddr(true)?;
-    socket.bind(address)?;
-    socket.listen(1024)
-}
-
-async fn accept_until_stopped(
-    listener: TcpListener,
-    relay: Arc<Relay>,
-    mut stop: oneshot::Receiver<()>,
-) {
-    let (going_down, down) = watch::channel(false);
-    let mut connections = JoinSet::new();
-    loop {
-        tokio::select! {
-            _ = &mut stop => break,
-            accepted = listener.accept() => {
-                let Ok((client, _)) = accepted else { continue };
-                connections.spawn(relay.clone().serve(client, down.clone()));
-            }
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-        }
-    }
-    drop(listener);
-    let _ = going_down.send(true);
-    while connections.join_next().await.is_some() {}
 }
 
 /// How a connection ends.
@@ -351,8 +249,18 @@ struct Relay {
     state: Arc<Mutex<State>>,
 }
 
+impl Connection for Relay {
+    fn serve(
+        self: Arc<Self>,
+        client: TcpStream,
+        down: watch::Receiver<bool>,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        Box::pin(self.relay(client, down))
+    }
+}
+
 impl Relay {
-    async fn serve(self: Arc<Self>, client: TcpStream, mut down: watch::Receiver<bool>) {
+    async fn relay(self: Arc<Self>, client: TcpStream, mut down: watch::Receiver<bool>) {
         let mut client = Peer::new(client);
         let ending = tokio::select! {
             ending = self.relay_requests(&mut client) => ending,

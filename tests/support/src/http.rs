@@ -6,9 +6,11 @@
 //! answers to a request that met no fault.
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::io::Read;
-use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::{Arc, Mutex, MutexGuard, mpsc};
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use base64::Engine;
@@ -21,11 +23,10 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use tokio::net::{TcpListener, TcpSocket};
-use tokio::sync::oneshot;
-use tokio::task::JoinSet;
+use tokio::net::TcpStream;
+use tokio::sync::watch;
 
-const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+use crate::port::{Connection, Port};
 
 /// How a store answers a request that met no fault and was authorized.
 pub trait Protocol: Send + Sync + 'static {
@@ -109,12 +110,6 @@ struct Log {
     poison: Option<(Vec<u8>, StatusCode)>,
 }
 
-/// The accept loop currently serving the port.
-struct Acceptor {
-    stop: oneshot::Sender<()>,
-    stopped: mpsc::Receiver<()>,
-}
-
 struct Service {
     protocol: Arc<dyn Protocol>,
     log: Mutex<Log>,
@@ -124,46 +119,33 @@ struct Service {
 
 /// A running receiver; it stops when dropped.
 pub struct HttpReceiver {
-    address: SocketAddr,
+    port: Port,
     service: Arc<Service>,
-    acceptor: Mutex<Option<Acceptor>>,
-    runtime: Option<tokio::runtime::Runtime>,
 }
 
 impl HttpReceiver {
     /// Serves `protocol` under `prefix` (`""`, or a proxy path such as
     /// `/logs`), requiring `auth` when given.
     pub fn start(protocol: Arc<dyn Protocol>, auth: Option<Auth>, prefix: &str) -> HttpReceiver {
-        // Its own runtime keeps the receiver serving whatever the test's
-        // runtime does (blocking calls, current-thread scheduling).
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("store-receiver")
-            .enable_all()
-            .build()
-            .expect("cannot build the receiver's runtime");
-        let mut receiver = HttpReceiver {
-            address: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
-            service: Arc::new(Service {
-                protocol,
-                log: Mutex::default(),
-                auth,
-                prefix: prefix.trim_end_matches('/').to_owned(),
-            }),
-            acceptor: Mutex::new(None),
-            runtime: Some(runtime),
-        };
-        receiver.address = receiver.listen(receiver.address);
-        receiver
+        let service = Arc::new(Service {
+            protocol,
+            log: Mutex::default(),
+            auth,
+            prefix: prefix.trim_end_matches('/').to_owned(),
+        });
+        HttpReceiver {
+            port: Port::start("store-receiver", 1, service.clone()),
+            service,
+        }
     }
 
     /// `http://127.0.0.1:<port>`, without the prefix.
     pub fn url(&self) -> String {
-        format!("http://{}", self.address)
+        format!("http://{}", self.port.address())
     }
 
     pub fn address(&self) -> SocketAddr {
-        self.address
+        self.port.address()
     }
 
     pub fn requests(&self) -> Vec<LoggedRequest> {
@@ -227,22 +209,7 @@ impl HttpReceiver {
     /// Down: the port refuses connections and open ones are closed. Up again:
     /// the same port accepts; what was stored and scripted is kept.
     pub fn set_down(&self, down: bool) {
-        let mut acceptor = self.acceptor.lock().expect("acceptor lock");
-        match (down, acceptor.take()) {
-            (true, Some(running)) => {
-                // The loop may already be gone; either way it is stopped.
-                let _ = running.stop.send(());
-                running
-                    .stopped
-                    .recv_timeout(STOP_TIMEOUT)
-                    .expect("the receiver did not stop accepting in time");
-            }
-            (false, None) => {
-                drop(acceptor);
-                self.listen(self.address);
-            }
-            (_, unchanged) => *acceptor = unchanged,
-        }
+        self.port.set_down(down);
     }
 
     fn script(&self, n: usize, fault: Fault) {
@@ -252,77 +219,54 @@ impl HttpReceiver {
     fn log(&self) -> MutexGuard<'_, Log> {
         self.service.log.lock().expect("receiver log lock")
     }
-
-    /// Binds `address` and serves it until [`Acceptor::stop`]; returns the bound address.
-    fn listen(&self, address: SocketAddr) -> SocketAddr {
-        let (bound_tx, bound_rx) = mpsc::channel();
-        let (stop, stop_rx) = oneshot::channel();
-        let (stopped_tx, stopped) = mpsc::channel();
-        let service = self.service.clone();
-        let runtime = self.runtime.as_ref().expect("runtime lives until drop");
-        runtime.spawn(async move {
-            let listener = match bind(address) {
-                Ok(listener) => listener,
-                Err(e) => {
-                    let _ = bound_tx.send(Err(e));
-                    return;
-                }
-            };
-            let _ = bound_tx.send(listener.local_addr());
-            accept_until_stopped(listener, service, stop_rx).await;
-            // The receiving side may have timed out; nothing is waiting then.
-            let _ = stopped_tx.send(());
-        });
-        let bound = bound_rx
-            .recv()
-            .expect("the receiver's runtime is running")
-            .unwrap_or_else(|e| panic!("cannot listen on {address}: {e}"));
-        *self.acceptor.lock().expect("acceptor lock") = Some(Acceptor { stop, stopped });
-        bound
-    }
 }
 
-impl Drop for HttpReceiver {
-    fn drop(&mut self) {
-        // Tests drop the receiver inside their own runtime, where blocking
-        // on a shutdown is not allowed.
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
-        }
-    }
-}
-
-fn bind(address: SocketAddr) -> std::io::Result<TcpListener> {
-    let socket = TcpSocket::new_v4()?;
-    // Connections closed by going down linger in TIME_WAIT on this port.
-    socket.set_reuseaddr(true)?;
-    socket.bind(address)?;
-    socket.listen(1024)
-}
-
-async fn accept_until_stopped(
-    listener: TcpListener,
-    service: Arc<Service>,
-    mut stop: oneshot::Receiver<()>,
-) {
-    let mut connections = JoinSet::new();
-    loop {
-        tokio::select! {
-            _ = &mut stop => break,
-            accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
-                let service = service.clone();
-                connections.spawn(async move {
-                    let serve = service_fn(move |request| handle(service.clone(), request));
-                    // A failed connection (client gone, dropped by a fault) concerns only that client.
-                    let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), serve).await;
-                });
+impl Connection for Service {
+    fn serve(
+        self: Arc<Self>,
+        stream: TcpStream,
+        mut down: watch::Receiver<bool>,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        Box::pin(async move {
+            let serve = service_fn(move |request| handle(self.clone(), request));
+            let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), serve);
+            // A failed connection (client gone, dropped by a fault) concerns
+            // only that client; going down closes it.
+            tokio::select! {
+                _ = connection => {}
+                _ = down.wait_for(|down| *down) => {}
             }
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-        }
+        })
     }
-    drop(listener);
-    connections.shutdown().await;
+}
+
+/// How often [`wait_for_stored`] looks again.
+const POLL_INTERVAL: Duration = Duration::from_millis(20);
+
+/// Polls `stored` until it holds at least `count` items and returns them
+/// all; panics with `counters` if that takes longer than `timeout`.
+/// `store` and `items` name them in the message ("Loki", "entries").
+pub async fn wait_for_stored<T, C: std::fmt::Debug>(
+    (store, items): (&str, &str),
+    count: usize,
+    timeout: Duration,
+    stored: impl Fn() -> Vec<T>,
+    counters: impl Fn() -> C,
+) -> Vec<T> {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let found = stored();
+        if found.len() >= count {
+            return found;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{store} stored {} of {count} {items} within {timeout:?}; {:?}",
+            found.len(),
+            counters()
+        );
+        tokio::time::sleep(POLL_INTERVAL).await;
+    }
 }
 
 /// Returned by the service to make hyper close the connection without answering.

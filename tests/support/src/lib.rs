@@ -12,6 +12,7 @@ pub mod http;
 pub mod lambda_runtime;
 pub mod loki;
 pub mod moto;
+pub mod port;
 pub mod victorialogs;
 
 /// A benchmark's numeric knob from the environment, `default` when unset;

@@ -70,14 +70,14 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::ops::Deref;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hyper::header::HeaderMap;
 use hyper::http::request::Parts;
 use hyper::{Method, StatusCode};
 use serde_json::Value;
 
-use crate::http::{Answer, Decoded, HttpReceiver, Protocol, decode_body};
+use crate::http::{Answer, Decoded, HttpReceiver, Protocol, decode_body, wait_for_stored};
 pub use crate::http::{Auth, LoggedRequest};
 
 pub const PUSH_PATH: &str = "/loki/api/v1/push";
@@ -114,7 +114,6 @@ pub const FAKE_TENANT: &str = "fake";
 const SERVICE_NAME: &str = "service_name";
 const UNKNOWN_SERVICE: &str = "unknown_service";
 const MAX_TENANT_ID_LENGTH: usize = 150;
-const POLL_INTERVAL: Duration = Duration::from_millis(20);
 
 /// A running receiver; it stops when dropped. Faults, the request log and
 /// going down are [`HttpReceiver`]'s.
@@ -245,20 +244,8 @@ impl Loki {
     /// Waits until at least `count` entries are stored and returns them all;
     /// panics with the counters if that takes longer than `timeout`.
     pub async fn wait_for_entries(&self, count: usize, timeout: Duration) -> Vec<Entry> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let entries = self.entries();
-            if entries.len() >= count {
-                return entries;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "Loki stored {} of {count} entries within {timeout:?}; {:?}",
-                entries.len(),
-                self.counters()
-            );
-            tokio::time::sleep(POLL_INTERVAL).await;
-        }
+        let store = ("Loki", "entries");
+        wait_for_stored(store, count, timeout, || self.entries(), || self.counters()).await
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {

@@ -28,14 +28,16 @@
 use std::collections::BTreeMap;
 use std::ops::Deref;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hyper::StatusCode;
 use hyper::header::HeaderMap;
 use hyper::http::request::Parts;
 use serde_json::value::RawValue;
 
-use crate::http::{Answer, Decoded, HttpReceiver, Protocol, content_encoding, decode_body};
+use crate::http::{
+    Answer, Decoded, HttpReceiver, Protocol, content_encoding, decode_body, wait_for_stored,
+};
 pub use crate::http::{Auth, LoggedRequest};
 
 /// `-insert.maxLineSizeBytes` default.
@@ -44,7 +46,6 @@ pub const MAX_LINE_BYTES: usize = 256 * 1024;
 pub const MISSING_MSG: &str = "missing _msg field; see https://docs.victoriametrics.com/victorialogs/keyconcepts/#message-field";
 
 const STREAM_CONTENT_TYPE: &str = "application/stream+json";
-const POLL_INTERVAL: Duration = Duration::from_millis(20);
 /// The encodings VictoriaLogs reads.
 const ENCODINGS: &[&str] = &["gzip", "deflate", "zstd", "snappy"];
 
@@ -184,20 +185,8 @@ impl VictoriaLogs {
     /// Waits until at least `count` rows are stored and returns them all;
     /// panics with the counters if that takes longer than `timeout`.
     pub async fn wait_for_rows(&self, count: usize, timeout: Duration) -> Vec<StoredRow> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let rows = self.rows();
-            if rows.len() >= count {
-                return rows;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "VictoriaLogs stored {} of {count} rows within {timeout:?}; {:?}",
-                rows.len(),
-                self.counters()
-            );
-            tokio::time::sleep(POLL_INTERVAL).await;
-        }
+        let store = ("VictoriaLogs", "rows");
+        wait_for_stored(store, count, timeout, || self.rows(), || self.counters()).await
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
