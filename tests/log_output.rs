@@ -345,7 +345,6 @@ async fn no_credential_appears_in_any_output_at_trace_level() {
     let dir = tempfile::tempdir().expect("cannot create a temporary directory");
     let stores = Stores::start();
     let object = harness.upload_alb(&alb_key(1), 7, 20).await;
-
     let mut settings = harness.settings();
     settings.log_level = "trace".to_owned();
     settings.extra = format!("{}\n{}", dead_letter_section(&dir), stores.sections());
@@ -363,15 +362,31 @@ async fn no_credential_appears_in_any_output_at_trace_level() {
     ] {
         collector.wait_for_metric(series, 1.0).await;
     }
+    // Then the bearer store refuses a second object's batch (VictoriaLogs
+    // answers 400 when no line of a request could be stored), so that the
+    // dead-letter output holds letters of a store that saw a credential.
+    let refused_object = harness.upload_alb(&alb_key(2), 8, 5).await;
+    let refused = Regex::new(r#"Root=[^\s"]+"#)
+        .expect("a valid regex")
+        .find(&refused_object.lines[0])
+        .expect("an ALB line carries a trace id")
+        .as_str()
+        .to_owned();
+    stores.bearer.refuse_bodies_containing(&refused, 400);
+    harness
+        .send_message(&s3_event("ObjectCreated:Put", BUCKET, &refused_object.key))
+        .await;
+    collector
+        .wait_for_metric("s3logd_sink_dead_lettered_total{sink=\"bearer\"}", 1.0)
+        .await;
     let metrics = collector.metrics().await.0;
     collector.signal(libc::SIGTERM);
     collector.wait_for_exit(WAIT).await;
     let log = collector.log_text();
     assert_text_events(&log);
-    // Whatever reached the dead-letter output (nothing, when every store
-    // recovered in time) is searched too.
-    let dead_letters =
-        std::fs::read_to_string(dir.path().join("dead-letter.ndjson")).unwrap_or_default();
+    let dead_letters = std::fs::read_to_string(dir.path().join("dead-letter.ndjson"))
+        .expect("the refused record is in the dead-letter output");
+    assert!(dead_letters.contains(&refused), "{dead_letters}");
 
     // The credentials went where they belong, so the search below is not
     // vacuous.
