@@ -17,10 +17,11 @@ use s3logd::logging::Escaped;
 use s3logd::shutdown::Shutdown;
 use s3logd::source::import::checkpoint::Checkpoint;
 use s3logd::source::import::keys::KeysFile;
-use s3logd::source::import::layouts::{TimeRange, format_time, parse_time};
+use s3logd::source::import::layouts::TimeRange;
 use s3logd::source::import::listing::Store;
 use s3logd::source::import::progress::{LogWriter, human_bytes};
 use s3logd::source::import::{Import, Source, Summary, Work};
+use s3logd::time::{format_time, parse_time};
 
 use super::run::{Processing, processing};
 

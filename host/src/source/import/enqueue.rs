@@ -10,8 +10,8 @@ use std::time::Duration;
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use serde_json::json;
 
-use super::layouts::format_time;
 use crate::errors::error_chain;
+use crate::time::format_time;
 
 /// Most entries SQS takes in one batch.
 pub const BATCH: usize = 10;

@@ -394,8 +394,8 @@ impl Walker<'_> {
                 .collect();
             // A year the range covers whole is one listing, not 365.
             let whole = |year: i64| {
-                let start = layouts::days_from_civil(year, 1, 1) * layouts::DAY;
-                let end = layouts::days_from_civil(year + 1, 1, 1) * layouts::DAY;
+                let start = crate::time::days_from_civil(year, 1, 1) * crate::time::DAY;
+                let end = crate::time::days_from_civil(year + 1, 1, 1) * crate::time::DAY;
                 self.range.since.is_none_or(|since| since <= start)
                     && self.range.until.is_none_or(|until| until >= end)
             };
@@ -533,8 +533,8 @@ mod tests {
             root: dir.path().to_owned(),
         };
         let range = TimeRange {
-            since: Some(layouts::parse_time("2024-01-31").unwrap()),
-            until: Some(layouts::parse_time("2024-02-02").unwrap()),
+            since: Some(crate::time::parse_time("2024-01-31").unwrap()),
+            until: Some(crate::time::parse_time("2024-02-02").unwrap()),
         };
         let stats = Arc::new(ListStats::default());
         let (sender, mut receiver) = mpsc::channel(100);
