@@ -1,6 +1,8 @@
 //! What becomes of a message once its objects were worked on: deleted only
 //! when every object it names was stored completely.
 
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
 use crate::metrics::Metrics;
 use crate::notification::ObjectRef;
 use crate::object::NotStored;
@@ -43,6 +45,9 @@ pub fn outcome_of(
     match result {
         Ok(summary) => {
             metrics.objects_processed.inc();
+            if let Some(delay) = delay_since(object.event_time.as_deref()) {
+                metrics.object_delay.observe(delay);
+            }
             tracing::info!(
                 message_id,
                 bucket = %object.bucket,
@@ -71,6 +76,15 @@ pub fn outcome_of(
     }
 }
 
+/// How long ago `event_time` (RFC 3339, as S3 and EventBridge write it)
+/// was; `None` without a readable time. A clock behind S3's counts as no
+/// delay.
+fn delay_since(event_time: Option<&str>) -> Option<Duration> {
+    let event = crate::time::parse_time(event_time?).ok()?;
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).ok()?;
+    Some(now.saturating_sub(Duration::from_secs(u64::try_from(event).ok()?)))
+}
+
 pub fn decide(outcomes: &[ObjectOutcome]) -> Ack {
     if outcomes.contains(&ObjectOutcome::Failed) {
         Ack::Keep
@@ -97,6 +111,21 @@ mod tests {
     #[test]
     fn a_message_naming_no_object_is_deleted() {
         assert_eq!(decide(&[]), Ack::Delete);
+    }
+
+    #[test]
+    fn the_delay_is_counted_from_the_event_time() {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let minutes_ago = crate::time::format_time(now as i64 - 600).replace('Z', ".123Z");
+        let delay = delay_since(Some(&minutes_ago)).expect("a readable time");
+        assert!((600..=602).contains(&delay.as_secs()), "{delay:?}");
+        let ahead = crate::time::format_time(now as i64 + 600);
+        assert_eq!(delay_since(Some(&ahead)), Some(Duration::ZERO));
+        assert_eq!(delay_since(Some("yesterday")), None);
+        assert_eq!(delay_since(None), None);
     }
 
     #[test]

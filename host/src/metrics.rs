@@ -106,6 +106,61 @@ impl Value {
     }
 }
 
+/// Upper bounds, in seconds, of `s3logd_object_delay_seconds`' buckets:
+/// from objects stored soon after S3 announced them to hours behind. Event
+/// times have whole seconds, so nothing finer is told apart.
+const DELAY_BUCKETS: [u64; 12] = [5, 10, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600];
+
+/// How long after S3 announced them objects were stored, as a Prometheus
+/// histogram.
+#[derive(Default)]
+pub struct DelayHistogram {
+    /// Observations per bucket, not cumulative; the last is above every bound.
+    buckets: [Value; DELAY_BUCKETS.len() + 1],
+    sum_millis: Value,
+}
+
+impl DelayHistogram {
+    pub fn observe(&self, delay: std::time::Duration) {
+        let seconds = delay.as_secs();
+        let bucket = DELAY_BUCKETS
+            .iter()
+            .position(|bound| seconds < *bound || (seconds == *bound && delay.subsec_nanos() == 0))
+            .unwrap_or(DELAY_BUCKETS.len());
+        self.buckets[bucket].inc();
+        self.sum_millis
+            .add(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX));
+    }
+
+    fn render(&self, out: &mut String) {
+        let name = "s3logd_object_delay_seconds";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Time from an object's S3 event to its last record stored."
+        );
+        let _ = writeln!(out, "# TYPE {name} histogram");
+        let mut count = 0;
+        for (bucket, bound) in self
+            .buckets
+            .iter()
+            .zip(DELAY_BUCKETS.iter().map(Some).chain([None]))
+        {
+            count += bucket.get();
+            match bound {
+                Some(bound) => {
+                    let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {count}");
+                }
+                None => {
+                    let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
+                }
+            }
+        }
+        let sum = self.sum_millis.get();
+        let _ = writeln!(out, "{name}_sum {}.{:03}", sum / 1000, sum % 1000);
+        let _ = writeln!(out, "{name}_count {count}");
+    }
+}
+
 /// Counters of one sink, read when `/metrics` is rendered.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct SinkCounters {
@@ -138,6 +193,7 @@ pub struct Metrics {
     pub events_ignored: Value,
     pub test_events: Value,
     pub objects_processed: Value,
+    pub object_delay: DelayHistogram,
     objects_failed: [Value; FailureReason::ALL.len()],
     pub bytes_read: Value,
     pub lines: Value,
@@ -358,6 +414,7 @@ impl Metrics {
                 self.objects_failed(reason)
             );
         }
+        self.object_delay.render(&mut out);
         let gauges = [
             (
                 "messages_in_flight",
@@ -590,6 +647,35 @@ mod tests {
                 "README.md does not list {name}"
             );
         }
+    }
+
+    #[test]
+    fn object_delays_are_a_cumulative_histogram_in_seconds() {
+        let metrics = Metrics::default();
+        for millis in [0, 5_000, 5_500, 42_000, 7 * 3_600_000] {
+            metrics
+                .object_delay
+                .observe(std::time::Duration::from_millis(millis));
+        }
+        let text = metrics.render(0, &[]);
+        let bucket = |le: &str| {
+            sample(
+                &text,
+                &format!("s3logd_object_delay_seconds_bucket{{le=\"{le}\"}}"),
+            )
+        };
+        // A bound includes what equals it.
+        assert_eq!(bucket("5"), Some(2));
+        assert_eq!(bucket("10"), Some(3));
+        assert_eq!(bucket("60"), Some(4));
+        assert_eq!(bucket("21600"), Some(4));
+        assert_eq!(bucket("+Inf"), Some(5));
+        assert_eq!(sample(&text, "s3logd_object_delay_seconds_count"), Some(5));
+        assert!(
+            text.contains("\ns3logd_object_delay_seconds_sum 25252.500\n"),
+            "{text}"
+        );
+        assert!(text.contains("# TYPE s3logd_object_delay_seconds histogram\n"));
     }
 
     #[test]
