@@ -397,36 +397,46 @@ fn moto_server_path() -> PathBuf {
         );
         return path;
     }
+    venv_tool("moto_server")
+}
+
+/// `<workspace>/.venv/bin/<name>`, a tool of `tests/requirements.txt`. The
+/// requirements are installed on first use, or again when they grew, so a
+/// fresh checkout runs its tests with nothing installed by hand. Test
+/// processes running in parallel wait for one another on a lock file.
+pub fn venv_tool(name: &str) -> PathBuf {
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
         .ancestors()
         .nth(2)
         .expect("tests/support sits two levels below the workspace root");
-    let path = workspace.join(".venv/bin/moto_server");
+    let path = workspace.join(".venv/bin").join(name);
     if !path.is_file() {
-        install_moto(workspace);
+        install_requirements(workspace, &path);
     }
     assert!(
         path.is_file(),
-        "moto_server not found at {}.\nInstall it once from the workspace root:\n    \
+        "{name} not found at {}.\nInstall it once from the workspace root:\n    \
          python3 -m venv .venv && .venv/bin/pip install -r tests/requirements.txt\n\
-         (or `just setup`), or point {MOTO_SERVER_ENV} at a moto_server executable.",
-        path.display()
+         (or `just setup`){}.",
+        path.display(),
+        if name == "moto_server" {
+            format!(", or point {MOTO_SERVER_ENV} at a moto_server executable")
+        } else {
+            String::new()
+        }
     );
     path
 }
 
-/// Installs moto into `<workspace>/.venv` on first use, so a fresh checkout
-/// runs its tests with nothing installed by hand. Test processes running in
-/// parallel wait for one another on a lock file.
-fn install_moto(workspace: &Path) {
-    let lock = std::fs::File::create(workspace.join("target/.moto-install.lock"))
+fn install_requirements(workspace: &Path, tool: &Path) {
+    let lock = std::fs::File::create(workspace.join("target/.venv-install.lock"))
         .or_else(|_| {
             std::fs::create_dir_all(workspace.join("target"))?;
-            std::fs::File::create(workspace.join("target/.moto-install.lock"))
+            std::fs::File::create(workspace.join("target/.venv-install.lock"))
         })
-        .expect("cannot create the moto install lock file");
-    lock.lock().expect("cannot take the moto install lock");
-    if workspace.join(".venv/bin/moto_server").is_file() {
+        .expect("cannot create the venv install lock file");
+    lock.lock().expect("cannot take the venv install lock");
+    if tool.is_file() {
         return;
     }
     let venv = workspace.join(".venv");
@@ -437,12 +447,18 @@ fn install_moto(workspace: &Path) {
             .status();
         assert!(
             matches!(status, Ok(s) if s.success()),
-            "installing moto failed: {} {args:?} ({status:?})",
+            "installing the test requirements failed: {} {args:?} ({status:?})",
             program.display()
         );
     };
-    eprintln!("installing moto_server into {} (first use)", venv.display());
-    run(Path::new("python3"), &["-m", "venv", ".venv"]);
+    eprintln!(
+        "installing tests/requirements.txt into {} for {}",
+        venv.display(),
+        tool.display()
+    );
+    if !venv.join("bin/pip").is_file() {
+        run(Path::new("python3"), &["-m", "venv", ".venv"]);
+    }
     run(
         &venv.join("bin/pip"),
         &["install", "--quiet", "-r", "tests/requirements.txt"],
