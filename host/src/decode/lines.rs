@@ -265,7 +265,8 @@ impl<R: Read, M: LineMemory> LineBatcher<R, M> {
                     let text_len = line_len - usize::from(line.ends_with(b"\n"));
                     if end == 0 && text_len > self.limits.max_line_bytes {
                         self.consumed = line.len();
-                        keep_head(&mut self.too_long_head, line, self.limits.failed_line_bytes);
+                        let text = line.strip_suffix(b"\n").unwrap_or(line);
+                        keep_head(&mut self.too_long_head, text, self.limits.failed_line_bytes);
                         return Chunk::TooLong {
                             len: text_len as u64,
                             head: &self.too_long_head,
@@ -403,6 +404,27 @@ mod tests {
             Some(Chunk::TooLong {
                 len: 5011,
                 head: "aaaaaaaaa\u{fffd}"
+            })
+        );
+        assert_eq!(batcher.next_chunk().unwrap(), Some(Chunk::Lines("after\n")));
+    }
+
+    #[test]
+    fn a_line_too_long_only_once_repaired_keeps_a_head_without_its_line_end() {
+        // 8 invalid bytes are 24 once repaired: over the limit of 20 though
+        // the raw line fits, and shorter than the head kept.
+        let input = b"\xff\xff\xff\xff\xff\xff\xff\xff\nafter\n";
+        let limits = BatchLimits {
+            batch_bytes: 64,
+            max_line_bytes: 20,
+            failed_line_bytes: 16,
+        };
+        let mut batcher = LineBatcher::new(&input[..], limits);
+        assert_eq!(
+            batcher.next_chunk().unwrap(),
+            Some(Chunk::TooLong {
+                len: 24,
+                head: &"\u{fffd}".repeat(8)
             })
         );
         assert_eq!(batcher.next_chunk().unwrap(), Some(Chunk::Lines("after\n")));
