@@ -2,7 +2,8 @@
 //! Runtime API emulator of the test support, with moto's S3 and a
 //! receiver that only counts lines. Reported: cold start (process start to
 //! the first invocation answered, an SQS batch holding S3's test event,
-//! which needs no object), the time to handle one S3 event naming a large
+//! which needs no object) with the parsers compiled at start and shipped
+//! compiled in `parser-cache/` as `deploy/lambda/build.sh` packs them, the time to handle one S3 event naming a large
 //! gzipped ALB object (from the function taking the event to its answer,
 //! every record stored by then) and the function's peak RSS (VmHWM).
 //!
@@ -57,24 +58,19 @@ async fn bench(object_mb: usize, cold_starts: usize) {
     );
     std::fs::write(dir.path().join("s3logd.toml"), config).unwrap();
 
-    let mut starts = Vec::new();
-    for _ in 0..cold_starts {
-        let api = RuntimeApi::start();
-        let started = Instant::now();
-        let mut function = spawn(&api, dir.path());
-        let answered = api
-            .invoke(test_event_batch(), TIMEOUT)
-            .answered(TIMEOUT)
-            .await;
-        assert_eq!(
-            answered.outcome,
-            Outcome::Response(json!({"batchItemFailures": []}))
-        );
-        starts.push(answered.answered_at.duration_since(started).as_secs_f64() * 1e3);
-        function.kill().unwrap();
-        function.wait().unwrap();
-    }
-    starts.sort_by(f64::total_cmp);
+    // As a package without parser-cache/ starts, then as build.sh packs it.
+    let uncached = cold_start_ms(dir.path(), cold_starts).await;
+    let cache = dir.path().join("parser-cache");
+    std::fs::create_dir(&cache).unwrap();
+    std::fs::set_permissions(&cache, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let compiled = Command::new(env!("CARGO_BIN_EXE_s3logd"))
+        .arg("parsers")
+        .env("S3LOGD_CACHE_DIR", &cache)
+        .stdout(Stdio::null())
+        .status()
+        .expect("cannot run s3logd parsers");
+    assert!(compiled.success());
+    let cached = cold_start_ms(dir.path(), cold_starts).await;
 
     let api = RuntimeApi::start();
     let mut function = spawn(&api, dir.path());
@@ -93,21 +89,53 @@ async fn bench(object_mb: usize, cold_starts: usize) {
     function.wait().unwrap();
 
     let mib = |kib: u64| kib as f64 / 1024.0;
+    let spread = |starts: &[f64]| {
+        format!(
+            "median {:.0} ms, min {:.0} ms, max {:.0} ms",
+            starts[starts.len() / 2],
+            starts[0],
+            starts[starts.len() - 1]
+        )
+    };
     println!(
-        "lambda: cold start to the first invocation answered, {cold_starts} starts: \
-         median {:.0} ms, min {:.0} ms, max {:.0} ms\n\
+        "lambda: cold start to the first invocation answered, {cold_starts} starts each:\n  \
+         parsers compiled at start:        {}\n  \
+         parsers shipped compiled (cache): {}\n\
          one S3 event, {:.0} MB ALB object ({gzipped_mb:.1} MB gzipped, {lines} lines): \
          {:.2} s, {:.1} MB/s\n\
          peak RSS {:.1} MiB (after start-up {:.1} MiB)",
-        starts[starts.len() / 2],
-        starts[0],
-        starts[starts.len() - 1],
+        spread(&uncached),
+        spread(&cached),
         bytes as f64 / 1e6,
         handled.as_secs_f64(),
         bytes as f64 / 1e6 / handled.as_secs_f64(),
         mib(peak_rss),
         mib(rss_before),
     );
+}
+
+/// Milliseconds from starting the function in `task_root` to its first
+/// invocation answered, `count` times, sorted.
+async fn cold_start_ms(task_root: &std::path::Path, count: usize) -> Vec<f64> {
+    let mut starts = Vec::new();
+    for _ in 0..count {
+        let api = RuntimeApi::start();
+        let started = Instant::now();
+        let mut function = spawn(&api, task_root);
+        let answered = api
+            .invoke(test_event_batch(), TIMEOUT)
+            .answered(TIMEOUT)
+            .await;
+        assert_eq!(
+            answered.outcome,
+            Outcome::Response(json!({"batchItemFailures": []}))
+        );
+        starts.push(answered.answered_at.duration_since(started).as_secs_f64() * 1e3);
+        function.kill().unwrap();
+        function.wait().unwrap();
+    }
+    starts.sort_by(f64::total_cmp);
+    starts
 }
 
 /// The function as Lambda starts it: `bootstrap` without arguments, its
