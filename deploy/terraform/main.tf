@@ -11,6 +11,13 @@ data "aws_s3_bucket" "logs" {
 
 data "aws_caller_identity" "current" {}
 
+locals {
+  forwarders = {
+    TopicDeliveries  = { service = "sns.amazonaws.com", sources = var.sns_topic_arns }
+    EventBridgeRules = { service = "events.amazonaws.com", sources = var.eventbridge_rule_arns }
+  }
+}
+
 resource "aws_sqs_queue" "dead_letters" {
   name                      = "${var.name}-dead-letters"
   message_retention_seconds = 1209600
@@ -55,37 +62,21 @@ data "aws_iam_policy_document" "senders" {
       values   = [data.aws_caller_identity.current.account_id]
     }
   }
+  # SNS topics and EventBridge rules that forward the bucket's events.
   dynamic "statement" {
-    for_each = length(var.sns_topic_arns) > 0 ? [1] : []
+    for_each = { for sid, sender in local.forwarders : sid => sender if length(sender.sources) > 0 }
     content {
-      sid       = "TopicDeliveries"
+      sid       = statement.key
       actions   = ["sqs:SendMessage"]
       resources = [aws_sqs_queue.notifications.arn]
       principals {
         type        = "Service"
-        identifiers = ["sns.amazonaws.com"]
+        identifiers = [statement.value.service]
       }
       condition {
         test     = "ArnEquals"
         variable = "aws:SourceArn"
-        values   = var.sns_topic_arns
-      }
-    }
-  }
-  dynamic "statement" {
-    for_each = length(var.eventbridge_rule_arns) > 0 ? [1] : []
-    content {
-      sid       = "EventBridgeRules"
-      actions   = ["sqs:SendMessage"]
-      resources = [aws_sqs_queue.notifications.arn]
-      principals {
-        type        = "Service"
-        identifiers = ["events.amazonaws.com"]
-      }
-      condition {
-        test     = "ArnEquals"
-        variable = "aws:SourceArn"
-        values   = var.eventbridge_rule_arns
+        values   = statement.value.sources
       }
     }
   }
