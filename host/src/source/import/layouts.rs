@@ -21,7 +21,9 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-use crate::time::{DAY, civil_from_days, days_from_civil, unix_time};
+use s3logd_rows::calendar::{civil_from_days, days_from_civil};
+
+use crate::time::{DAY, unix_time};
 
 /// `[since, until)` in Unix seconds; `None` is open.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -394,8 +394,8 @@ impl Walker<'_> {
                 .collect();
             // A year the range covers whole is one listing, not 365.
             let whole = |year: i64| {
-                let start = crate::time::days_from_civil(year, 1, 1) * crate::time::DAY;
-                let end = crate::time::days_from_civil(year + 1, 1, 1) * crate::time::DAY;
+                let start = s3logd_rows::calendar::days_from_civil(year, 1, 1) * crate::time::DAY;
+                let end = s3logd_rows::calendar::days_from_civil(year + 1, 1, 1) * crate::time::DAY;
                 self.range.since.is_none_or(|since| since <= start)
                     && self.range.until.is_none_or(|until| until >= end)
             };
