@@ -117,16 +117,14 @@ grace_period_secs = 5
     )
     .unwrap();
 
-    let child = Command::new(env!("CARGO_BIN_EXE_s3logd"))
-        .args(["run", "--config"])
-        .arg(&config_path)
-        .env("AWS_ACCESS_KEY_ID", moto::ACCESS_KEY_ID)
-        .env("AWS_SECRET_ACCESS_KEY", moto::SECRET_ACCESS_KEY)
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env_remove("AWS_PROFILE")
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("start s3logd run");
+    let child = moto::aws_env(
+        Command::new(env!("CARGO_BIN_EXE_s3logd"))
+            .args(["run", "--config"])
+            .arg(&config_path),
+    )
+    .stdin(Stdio::null())
+    .spawn()
+    .expect("start s3logd run");
     let mut collector = Collector(child);
 
     let rows = receiver.wait_for_rows(LINES, Duration::from_secs(60)).await;

@@ -90,14 +90,7 @@ fn spawn(args: &[&str]) -> Running {
 
 fn command(args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_s3logd"));
-    command
-        .arg("import")
-        .args(args)
-        .env("AWS_ACCESS_KEY_ID", moto::ACCESS_KEY_ID)
-        .env("AWS_SECRET_ACCESS_KEY", moto::SECRET_ACCESS_KEY)
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env_remove("AWS_PROFILE")
-        .stdin(Stdio::null());
+    moto::aws_env(command.arg("import").args(args)).stdin(Stdio::null());
     command
 }
 

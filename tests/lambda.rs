@@ -16,7 +16,7 @@ use std::time::Duration;
 use common::{LogObject, WAIT, alb_key, assert_stored_once, gzip, wait_for_lines};
 use s3logd_test_support::elasticsearch::Elasticsearch;
 use s3logd_test_support::lambda_runtime::{Outcome, RuntimeApi};
-use s3logd_test_support::moto::MotoServer;
+use s3logd_test_support::moto::{self, MotoServer};
 use s3logd_test_support::victorialogs::VictoriaLogs;
 use serde_json::{Value, json};
 use tempfile::TempDir;
@@ -53,7 +53,7 @@ impl Function {
         let api = RuntimeApi::start();
         let log = dir.path().join("function.log");
         let output = std::fs::File::create(&log).unwrap();
-        let process = Command::new(env!("CARGO_BIN_EXE_s3logd"))
+        let process = moto::aws_env(&mut Command::new(env!("CARGO_BIN_EXE_s3logd")))
             .envs(api.function_env(512))
             // What Lambda sets: the package is the working directory, and a
             // bundled configuration is found there.
@@ -62,12 +62,6 @@ impl Function {
             // As in Lambda without a shipped cache: parsers compiled in memory.
             .env_remove("S3LOGD_CACHE_DIR")
             .env("S3LOGD_LAMBDA_DEADLINE_RESERVE_MS", "1000")
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("AWS_REGION", "us-east-1")
-            .env_remove("AWS_PROFILE")
-            .env_remove("AWS_SESSION_TOKEN")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
             .stdin(Stdio::null())
             .stdout(output.try_clone().unwrap())
             .stderr(output)

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use paths::process::proc_status_kib;
 use s3logd_test_support::env_number;
 use s3logd_test_support::lambda_runtime::{Outcome, RuntimeApi};
-use s3logd_test_support::moto::MotoServer;
+use s3logd_test_support::moto::{self, MotoServer};
 use s3logd_test_support::victorialogs::VictoriaLogs;
 use serde_json::{Value, json};
 
@@ -141,14 +141,10 @@ async fn cold_start_ms(task_root: &std::path::Path, count: usize) -> Vec<f64> {
 /// The function as Lambda starts it: `bootstrap` without arguments, its
 /// configuration bundled in the task root.
 fn spawn(api: &RuntimeApi, task_root: &std::path::Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_s3logd"))
+    moto::aws_env(&mut Command::new(env!("CARGO_BIN_EXE_s3logd")))
         .envs(api.function_env(1024))
         .env("LAMBDA_TASK_ROOT", task_root)
         .env_remove("S3LOGD_CACHE_DIR")
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
         .current_dir(task_root)
         .stdin(Stdio::null())
         .spawn()

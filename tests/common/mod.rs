@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
 use flate2::Compression;
 use flate2::write::GzEncoder;
-use s3logd_test_support::moto::{MotoServer, Queue, QueueCounts, SnsDelivery};
+use s3logd_test_support::moto::{self, MotoServer, Queue, QueueCounts, SnsDelivery};
 use s3logd_test_support::victorialogs::{StoredRow, VictoriaLogs};
 use tempfile::TempDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -455,24 +455,18 @@ impl Collector {
     ) -> Collector {
         let output = std::fs::File::create(&log).expect("cannot create the collector log");
         let errors = output.try_clone().expect("cannot duplicate a file handle");
-        let process = Command::new(env!("CARGO_BIN_EXE_s3logd"))
-            .arg(subcommand)
-            .arg("--config")
-            .arg(config)
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("AWS_REGION", "us-east-1")
-            // Nothing of the developer's AWS set-up may leak in, and the
-            // credential chain must not wait for instance metadata.
-            .env_remove("AWS_PROFILE")
-            .env_remove("AWS_SESSION_TOKEN")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .envs(env.iter().map(|(name, value)| (name, value)))
-            .stdin(Stdio::null())
-            .stdout(output)
-            .stderr(errors)
-            .spawn()
-            .expect("cannot start s3logd");
+        let process = moto::aws_env(
+            Command::new(env!("CARGO_BIN_EXE_s3logd"))
+                .arg(subcommand)
+                .arg("--config")
+                .arg(config),
+        )
+        .envs(env.iter().map(|(name, value)| (name, value)))
+        .stdin(Stdio::null())
+        .stdout(output)
+        .stderr(errors)
+        .spawn()
+        .expect("cannot start s3logd");
         Collector {
             process,
             metrics,

@@ -33,6 +33,19 @@ pub const REGION: &str = "us-east-1";
 pub const ACCESS_KEY_ID: &str = "testing";
 pub const SECRET_ACCESS_KEY: &str = "testing";
 
+/// Gives `command` moto's credentials and region, with nothing of the
+/// developer's AWS set-up (profile, session token) leaking in and the
+/// credential chain not waiting for instance metadata.
+pub fn aws_env(command: &mut Command) -> &mut Command {
+    command
+        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY)
+        .env("AWS_REGION", REGION)
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_SESSION_TOKEN")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+}
+
 /// Names the moto_server executable to use instead of the workspace venv's.
 pub const MOTO_SERVER_ENV: &str = "S3LOGD_MOTO_SERVER";
 
