@@ -177,15 +177,7 @@ fn run_parser<P: Parser>(variant: &Variant, text: &str, lines_per_batch: usize) 
     let mut parser = BatchParser::<P>::open(variant.key, options).unwrap_or_else(|reason| {
         panic!("{} refused {:?}: {reason}", description.name, variant.key)
     });
-    let mut fields: Vec<Field> = description
-        .fields
-        .into_iter()
-        .map(|field| Field {
-            name: field.name,
-            ty: field.ty,
-            description: field.description,
-        })
-        .collect();
+    let mut fields: Vec<Field> = description.fields.into_iter().map(Field::from).collect();
     let mut allowance = OutputAllowance::new(&fields).expect("a bundled parser's fields fit");
     let documents = description.input == ParserInput::JsonDocuments;
     let mut lines_before = 0u64;

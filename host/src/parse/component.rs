@@ -61,6 +61,18 @@ pub struct Field {
     pub description: String,
 }
 
+/// The field of a parser run natively (`s3logd listen`'s ndjson, the fuzz
+/// targets), as its component would describe it.
+impl From<s3logd_parser_sdk::Field> for Field {
+    fn from(field: s3logd_parser_sdk::Field) -> Field {
+        Field {
+            name: field.name,
+            ty: field.ty,
+            description: field.description,
+        }
+    }
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct OptionDoc {
     pub name: String,

@@ -316,11 +316,7 @@ impl Session {
         let fields: Vec<Field> = NdJson::describe()
             .fields
             .into_iter()
-            .map(|field| Field {
-                name: field.name,
-                ty: field.ty,
-                description: field.description,
-            })
+            .map(Field::from)
             .collect();
         let allowance = OutputAllowance::new(&fields)?;
         let object = ObjectContext {
