@@ -19,7 +19,7 @@ pub mod loki;
 pub mod s3_archive;
 pub mod template;
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 pub mod victorialogs;
 
 use std::collections::BTreeMap;

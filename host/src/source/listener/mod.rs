@@ -25,8 +25,9 @@
 //! its sinks took what it read before, so a slow sink slows its senders
 //! down instead of losing records.
 //!
-//! **Shutdown.** On the first SIGTERM/SIGINT the listener stops accepting,
-//! every connection reads what its client already sent (until it is idle
+//! **Shutdown.** On the first SIGTERM/SIGINT the listener stops accepting
+//! (after taking the connections the kernel already completed, whose
+//! clients believe they are connected), every connection reads what its client already sent (until it is idle
 //! for a moment), delivers it and closes; the process exits once every
 //! delivery resolved or `shutdown.grace_period_secs` expired.
 
@@ -45,7 +46,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
@@ -158,14 +159,15 @@ impl Listener {
                     continue;
                 }
             };
-            let this = this.clone();
-            connections.spawn(async move {
-                this.connection(stream, peer).await;
-                drop(slot);
-            });
+            this.spawn(&mut connections, stream, peer, slot);
         }
-        // New clients are refused from now on.
-        drop(socket);
+        // Clients whose handshake the kernel completed before the stop were
+        // told they are connected and may have sent everything: serve them
+        // too, then refuse new ones.
+        match socket.into_std() {
+            Ok(socket) => this.accept_backlog(&socket, &slots, &mut connections),
+            Err(error) => tracing::warn!(%error, "reading the accept backlog failed"),
+        }
         tracing::info!(
             open = connections.len(),
             "no longer accepting; reading what clients sent"
@@ -176,6 +178,51 @@ impl Listener {
 }
 
 impl Accepted {
+    fn spawn(
+        self: &Arc<Self>,
+        connections: &mut JoinSet<()>,
+        stream: TcpStream,
+        peer: SocketAddr,
+        slot: OwnedSemaphorePermit,
+    ) {
+        let this = self.clone();
+        connections.spawn(async move {
+            this.connection(stream, peer).await;
+            drop(slot);
+        });
+    }
+
+    /// Takes every connection already waiting in `socket`'s backlog without
+    /// waiting for new ones, closing those beyond the free slots; the
+    /// socket closes when it is dropped.
+    fn accept_backlog(
+        self: &Arc<Self>,
+        socket: &std::net::TcpListener,
+        slots: &Arc<Semaphore>,
+        connections: &mut JoinSet<()>,
+    ) {
+        loop {
+            let accepted = socket.accept().and_then(|(stream, peer)| {
+                stream.set_nonblocking(true)?;
+                Ok((TcpStream::from_std(stream)?, peer))
+            });
+            let (stream, peer) = match accepted {
+                Ok(accepted) => accepted,
+                Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(error) => {
+                    tracing::warn!(%error, "accepting a waiting connection failed");
+                    return;
+                }
+            };
+            match slots.clone().try_acquire_owned() {
+                Ok(slot) => self.spawn(connections, stream, peer, slot),
+                Err(_) => {
+                    tracing::warn!(%peer, "connection refused: every connection slot is taken")
+                }
+            }
+        }
+    }
+
     async fn connection(&self, stream: TcpStream, peer: SocketAddr) {
         let metrics = &self.shared.metrics;
         if !self.allows(peer.ip()) {

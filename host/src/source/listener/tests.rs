@@ -1,13 +1,18 @@
-//! The listener's parts without sockets: the options the configuration
-//! admits are the ones the parser takes, and `[listen]` is validated.
+//! The listener's parts: the options the configuration admits are the ones
+//! the parser takes, `[listen]` is validated, and a stop does not drop the
+//! clients the kernel already connected.
 
 use super::connection::{check_options, parser_options};
 use crate::config::Config;
 use crate::config::listen::{ListenConfig, TIME_FORMATS, parse_network};
 
 fn parse(listen: &str) -> Result<Config, String> {
+    parse_with_output(listen, "-")
+}
+
+fn parse_with_output(listen: &str, output: &str) -> Result<Config, String> {
     let text = format!(
-        "[queue]\nurl = \"https://queue.example/\"\n[sink.out]\ntype = \"file\"\npath = \"-\"\n[listen]\n{listen}"
+        "[queue]\nurl = \"https://queue.example/\"\n[sink.out]\ntype = \"file\"\npath = {output:?}\n[listen]\n{listen}"
     );
     Config::parse(&text, Vec::new()).map_err(|errors| errors.to_string())
 }
@@ -55,4 +60,37 @@ fn networks_are_cidrs_or_single_addresses() {
     assert!(one.contains(&"127.0.0.1".parse::<std::net::IpAddr>().unwrap()));
     assert!(!one.contains(&"127.0.0.2".parse::<std::net::IpAddr>().unwrap()));
     assert!(parse_network("localhost").is_none());
+}
+
+#[tokio::test]
+async fn a_stop_serves_the_connections_waiting_in_the_backlog() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("out.ndjson");
+    let config =
+        parse_with_output("address = \"127.0.0.1:0\"\n", output.to_str().unwrap()).unwrap();
+    let context = crate::sink::Context {
+        stream_fields: Vec::new(),
+        aws: crate::sink::testing::test_aws_config(None),
+        dead_letter: crate::sink::dead_letter::DeadLetter::file(&dir.path().join("dead.ndjson")),
+        cancel: tokio_util::sync::CancellationToken::new(),
+    };
+    let sinks = std::sync::Arc::new(crate::sink::Sinks::start(&config.sink, &context).unwrap());
+    let shutdown = crate::shutdown::Shutdown::default();
+    let listener = super::Listener::bind(&config.listen, sinks, Default::default(), &shutdown)
+        .await
+        .unwrap();
+    // Connected and sent before the listener ever accepted: the client
+    // cannot tell this from being served.
+    let mut client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    for seq in 0..3 {
+        writeln!(client, "{{\"seq\": {seq}}}").unwrap();
+    }
+    shutdown.on_signal();
+    let drained = listener
+        .run(&shutdown, std::time::Duration::from_secs(30))
+        .await;
+    assert_eq!(drained, crate::shutdown::Drained::Finished);
+    let stored = std::fs::read_to_string(&output).unwrap();
+    assert_eq!(stored.lines().count(), 3, "{stored}");
 }
