@@ -215,7 +215,18 @@ fn walk_local(
         if after.is_some_and(|after| after >= key.as_str()) {
             continue;
         }
-        let metadata = std::fs::metadata(&path)?;
+        // A link to nothing is still an object: listed, it fails when read,
+        // counted with its key, instead of failing the whole listing.
+        let (metadata, size) = match std::fs::metadata(&path) {
+            Ok(metadata) => {
+                let size = metadata.len();
+                (metadata, size)
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                (std::fs::symlink_metadata(&path)?, 0)
+            }
+            Err(error) => return Err(error),
+        };
         let last_modified = metadata
             .modified()
             .ok()
@@ -223,7 +234,7 @@ fn walk_local(
             .map(|since| since.as_secs() as i64);
         page.objects.push(Entry {
             key: key.clone(),
-            size: metadata.len(),
+            size,
             last_modified,
             etag: None,
         });
@@ -492,6 +503,18 @@ mod tests {
         assert_eq!(list("", false, Some("a0")).0, ["b-x", "b/c.e", "b/c/d"]);
         assert_eq!(list("", false, Some("b/c.e")).0, ["b/c/d"]);
         assert_eq!(list("", true, Some("a/")).1, ["b/"]);
+    }
+
+    #[test]
+    fn a_link_to_nothing_is_listed_for_its_read_to_fail() {
+        let dir = tempfile::tempdir().unwrap();
+        touch(dir.path(), "a/1");
+        std::os::unix::fs::symlink("../nowhere", dir.path().join("a/2")).unwrap();
+        touch(dir.path(), "a/3");
+        let page = list_local(dir.path(), &ListRequest::default()).unwrap();
+        let keys: Vec<&str> = page.objects.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(keys, ["a/1", "a/2", "a/3"]);
+        assert_eq!(page.objects[1].size, 0);
     }
 
     #[test]
