@@ -293,6 +293,60 @@ fn terraform_actions(text: &str) -> BTreeSet<String> {
         .collect()
 }
 
+/// With no provider to download, `terraform validate` cannot run here: at
+/// least the Lambda example passes the module only variables it declares,
+/// every one it requires, and uses only outputs it has.
+#[test]
+fn the_lambda_example_calls_the_module_with_its_variables_and_outputs() {
+    let read = |path: &str| {
+        std::fs::read_to_string(workspace().join(path))
+            .unwrap_or_else(|e| panic!("cannot read {path}: {e}"))
+    };
+    let variables = read("deploy/terraform/variables.tf");
+    let declared = Regex::new(r#"(?m)^variable "([a-z_]+)""#).expect("a valid regex");
+    let declared: BTreeSet<String> = declared
+        .captures_iter(&variables)
+        .map(|c| c[1].to_owned())
+        .collect();
+    let required: BTreeSet<String> = declared
+        .iter()
+        .filter(|name| !block(&variables, &format!("variable \"{name}\"")).contains("default"))
+        .cloned()
+        .collect();
+    let outputs = read("deploy/terraform/outputs.tf");
+    let output = Regex::new(r#"(?m)^output "([a-z_]+)""#).expect("a valid regex");
+    let outputs: BTreeSet<String> = output
+        .captures_iter(&outputs)
+        .map(|c| c[1].to_owned())
+        .collect();
+
+    let example = read("deploy/lambda/terraform/main.tf");
+    let call = block(&example, r#"module "queue""#);
+    assert!(call.contains(r#"source = "../../terraform""#), "{call}");
+    let argument = Regex::new(r"(?m)^\s*([a-z_]+)\s*=").expect("a valid regex");
+    let passed: BTreeSet<String> = argument
+        .captures_iter(call)
+        .map(|c| c[1].to_owned())
+        .filter(|name| !["source", "count"].contains(&name.as_str()))
+        .collect();
+    assert!(
+        passed.is_subset(&declared),
+        "{passed:?} not all in {declared:?}"
+    );
+    assert!(
+        required.is_subset(&passed),
+        "{required:?} not all in {passed:?}"
+    );
+    let used = Regex::new(r"module\.queue\[0\]\.([a-z_]+)").expect("a valid regex");
+    for used in used.captures_iter(&example) {
+        assert!(
+            outputs.contains(&used[1]),
+            "module output {} is not declared",
+            &used[1]
+        );
+    }
+}
+
 /// The policy document's statements: those always there, and those the
 /// variables add (`dynamic "statement"`).
 fn terraform_policy() -> (BTreeSet<String>, BTreeSet<String>) {

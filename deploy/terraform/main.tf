@@ -111,7 +111,7 @@ data "aws_iam_policy_document" "s3logd" {
   }
   statement {
     sid       = "ReadLogObjects"
-    actions   = ["s3:GetObject"]
+    actions   = ["s3:GetObject", "s3:GetObjectVersion"]
     resources = ["${data.aws_s3_bucket.logs.arn}/${var.filter_prefix}*"]
   }
   dynamic "statement" {

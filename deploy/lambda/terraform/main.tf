@@ -1,10 +1,12 @@
 # s3logd as a Lambda function on provided.al2023: S3 notifies an SQS
 # queue whose batches invoke it with partial batch responses (or, with
 # trigger = "s3", S3 invokes it directly), and it stores the logs in the
-# stores its configuration names. The role allows exactly what that takes:
-# reading the log objects, consuming the queue, its own logs, and the
-# CloudWatch Logs sink and S3 dead letters of deploy/lambda/s3logd.toml;
-# add statements for other stores (es:ESHttpPost for OpenSearch with SigV4).
+# stores its configuration names. The queue, its dead-letter queue and
+# notification, and s3logd's policy are deploy/terraform's module. The role
+# allows exactly what that takes: reading the log objects, consuming the
+# queue, its own logs, and the CloudWatch Logs sink and S3 dead letters of
+# deploy/lambda/s3logd.toml; for other stores, set the module's variables
+# (opensearch_domain_arns for OpenSearch with SigV4).
 
 terraform {
   required_version = ">= 1.5"
@@ -24,9 +26,10 @@ data "aws_s3_bucket" "logs" {
 }
 
 locals {
-  sqs        = var.trigger == "sqs"
-  account_id = data.aws_caller_identity.current.account_id
-  region     = data.aws_region.current.name
+  sqs                   = var.trigger == "sqs"
+  account_id            = data.aws_caller_identity.current.account_id
+  cloudwatch_log_groups = "arn:aws:logs:${data.aws_region.current.name}:${local.account_id}:log-group:${var.cloudwatch_log_group_prefix}*"
+  dead_letter_objects   = "${data.aws_s3_bucket.logs.arn}/${var.dead_letter_prefix}*"
 }
 
 resource "aws_cloudwatch_log_group" "function" {
@@ -49,44 +52,67 @@ resource "aws_iam_role" "function" {
   assume_role_policy = data.aws_iam_policy_document.assume.json
 }
 
+# The queue route: deploy/terraform's queue, dead-letter queue (five
+# receives), the bucket's notification and s3logd's policy, which the
+# function's role gets.
+module "queue" {
+  source = "../../terraform"
+  count  = local.sqs ? 1 : 0
+
+  name          = var.name
+  log_bucket    = var.log_bucket
+  filter_prefix = var.log_prefix
+  # AWS asks for six times the function's timeout.
+  visibility_timeout_secs   = 6 * var.timeout_secs
+  cloudwatch_log_group_arns = [local.cloudwatch_log_groups]
+  archive_object_arns       = [local.dead_letter_objects]
+}
+
+resource "aws_iam_role_policy_attachment" "queue" {
+  count      = local.sqs ? 1 : 0
+  role       = aws_iam_role.function.name
+  policy_arn = module.queue[0].policy_arn
+}
+
 data "aws_iam_policy_document" "function" {
   statement {
     sid       = "OwnLogs"
     actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
     resources = ["${aws_cloudwatch_log_group.function.arn}:*"]
   }
-  statement {
-    sid       = "ReadLogObjects"
-    actions   = ["s3:GetObject", "s3:GetObjectVersion"]
-    resources = ["${data.aws_s3_bucket.logs.arn}/${var.log_prefix}*"]
-  }
-  statement {
-    sid       = "WriteDeadLetters"
-    actions   = ["s3:PutObject"]
-    resources = ["${data.aws_s3_bucket.logs.arn}/${var.dead_letter_prefix}*"]
-  }
-  statement {
-    sid = "CloudWatchLogsSink"
-    actions = [
-      "logs:CreateLogGroup",
-      "logs:CreateLogStream",
-      "logs:PutLogEvents",
-    ]
-    resources = [
-      "arn:aws:logs:${local.region}:${local.account_id}:log-group:${var.cloudwatch_log_group_prefix}*",
-    ]
-  }
+  # Lambda's event source mapping reads the queue's attributes, beside
+  # what s3logd does with it.
   dynamic "statement" {
     for_each = local.sqs ? [1] : []
     content {
-      sid = "ConsumeQueue"
-      actions = [
-        "sqs:ReceiveMessage",
-        "sqs:DeleteMessage",
-        "sqs:ChangeMessageVisibility",
-        "sqs:GetQueueAttributes",
-      ]
-      resources = [aws_sqs_queue.notifications[0].arn]
+      sid       = "PollQueue"
+      actions   = ["sqs:GetQueueAttributes"]
+      resources = [module.queue[0].queue_arn]
+    }
+  }
+  # The direct route has no queue: the module's policy without it.
+  dynamic "statement" {
+    for_each = local.sqs ? [] : [1]
+    content {
+      sid       = "ReadLogObjects"
+      actions   = ["s3:GetObject", "s3:GetObjectVersion"]
+      resources = ["${data.aws_s3_bucket.logs.arn}/${var.log_prefix}*"]
+    }
+  }
+  dynamic "statement" {
+    for_each = local.sqs ? [] : [1]
+    content {
+      sid       = "ArchiveWrites"
+      actions   = ["s3:PutObject", "s3:AbortMultipartUpload"]
+      resources = [local.dead_letter_objects]
+    }
+  }
+  dynamic "statement" {
+    for_each = local.sqs ? [] : [1]
+    content {
+      sid       = "CloudWatchLogsSink"
+      actions   = ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"]
+      resources = [local.cloudwatch_log_groups, "${local.cloudwatch_log_groups}:log-stream:*"]
     }
   }
 }
@@ -114,55 +140,13 @@ resource "aws_lambda_function" "s3logd" {
     log_format = "Text"
     log_group  = aws_cloudwatch_log_group.function.name
   }
-  depends_on = [aws_iam_role_policy.function]
+  depends_on = [aws_iam_role_policy.function, aws_iam_role_policy_attachment.queue]
 }
 
-# The queue route: SQS retries exactly the messages the function names in
-# batchItemFailures, and after five receives parks them in the dead-letter
-# queue.
-resource "aws_sqs_queue" "dead_letters" {
-  count                     = local.sqs ? 1 : 0
-  name                      = "${var.name}-dead-letters"
-  message_retention_seconds = 1209600
-}
-
-resource "aws_sqs_queue" "notifications" {
-  count = local.sqs ? 1 : 0
-  name  = "${var.name}-notifications"
-  # AWS asks for six times the function's timeout.
-  visibility_timeout_seconds = 6 * var.timeout_secs
-  redrive_policy = jsonencode({
-    deadLetterTargetArn = aws_sqs_queue.dead_letters[0].arn
-    maxReceiveCount     = 5
-  })
-}
-
-data "aws_iam_policy_document" "s3_to_queue" {
-  count = local.sqs ? 1 : 0
-  statement {
-    actions   = ["sqs:SendMessage"]
-    resources = [aws_sqs_queue.notifications[0].arn]
-    principals {
-      type        = "Service"
-      identifiers = ["s3.amazonaws.com"]
-    }
-    condition {
-      test     = "ArnEquals"
-      variable = "aws:SourceArn"
-      values   = [data.aws_s3_bucket.logs.arn]
-    }
-  }
-}
-
-resource "aws_sqs_queue_policy" "s3_to_queue" {
-  count     = local.sqs ? 1 : 0
-  queue_url = aws_sqs_queue.notifications[0].id
-  policy    = data.aws_iam_policy_document.s3_to_queue[0].json
-}
-
+# SQS retries exactly the messages the function names in batchItemFailures.
 resource "aws_lambda_event_source_mapping" "queue" {
   count                              = local.sqs ? 1 : 0
-  event_source_arn                   = aws_sqs_queue.notifications[0].arn
+  event_source_arn                   = module.queue[0].queue_arn
   function_name                      = aws_lambda_function.s3logd.arn
   batch_size                         = 10
   maximum_batching_window_in_seconds = 5
@@ -182,27 +166,14 @@ resource "aws_lambda_permission" "s3" {
 }
 
 resource "aws_s3_bucket_notification" "logs" {
+  count  = local.sqs ? 0 : 1
   bucket = data.aws_s3_bucket.logs.id
-
-  dynamic "queue" {
-    for_each = local.sqs ? [1] : []
-    content {
-      queue_arn     = aws_sqs_queue.notifications[0].arn
-      events        = ["s3:ObjectCreated:*"]
-      filter_prefix = var.log_prefix
-    }
+  lambda_function {
+    lambda_function_arn = aws_lambda_function.s3logd.arn
+    events              = ["s3:ObjectCreated:*"]
+    filter_prefix       = var.log_prefix
   }
-
-  dynamic "lambda_function" {
-    for_each = local.sqs ? [] : [1]
-    content {
-      lambda_function_arn = aws_lambda_function.s3logd.arn
-      events              = ["s3:ObjectCreated:*"]
-      filter_prefix       = var.log_prefix
-    }
-  }
-
-  depends_on = [aws_sqs_queue_policy.s3_to_queue, aws_lambda_permission.s3]
+  depends_on = [aws_lambda_permission.s3]
 }
 
 output "function_arn" {
@@ -210,5 +181,5 @@ output "function_arn" {
 }
 
 output "queue_url" {
-  value = local.sqs ? aws_sqs_queue.notifications[0].id : null
+  value = local.sqs ? module.queue[0].queue_url : null
 }
