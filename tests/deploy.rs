@@ -129,6 +129,15 @@ fn the_kustomize_base_renders_valid_manifests_that_agree_with_its_configuration(
     assert!(checked.status.success(), "{checked:?}");
     let config: toml::Table = config_text.parse().expect("the configuration is TOML");
 
+    // The image deploy/container/build.sh tags by default, of this version.
+    assert_eq!(
+        container["image"],
+        format!("localhost/s3logd:{}", env!("CARGO_PKG_VERSION")).as_str()
+    );
+    let build = std::fs::read_to_string(workspace().join("deploy/container/build.sh"))
+        .expect("cannot read deploy/container/build.sh");
+    assert!(build.contains("image=${1:-localhost/s3logd:$version}"));
+
     // The container reads the file where the ConfigMap is mounted.
     let args: Vec<&str> = container["args"]
         .as_array()

@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
 # Builds s3logd's container image from a fully static binary:
 #
-#   deploy/container/build.sh [IMAGE]     (default localhost/s3logd:latest)
+#   deploy/container/build.sh [IMAGE]     (default localhost/s3logd:VERSION)
 #
+# (deploy/container/smoke.sh IMAGE then runs it.)
 # Needs the x86_64-unknown-linux-musl target (added here through rustup),
 # musl-gcc for aws-lc's C (Debian: musl-tools) and buildah (Debian:
 # buildah; rootless or root, no daemon). The binary is built with the
 # workspace's release profile; the parsers are compiled ahead with it, so
 # the image's cold start compiles none.
 set -euo pipefail
-image=${1:-localhost/s3logd:latest}
 root=$(cd "$(dirname "$0")/../.." && pwd)
 target=x86_64-unknown-linux-musl
 cd "$root"
+version=$(cargo pkgid -p s3logd | sed 's/.*[#@]//')
+image=${1:-localhost/s3logd:$version}
 
 rustup target add "$target" >/dev/null
 cargo build --release --locked --target "$target" -p s3logd --bin s3logd

@@ -234,6 +234,12 @@ pub(super) fn compile(
             return Ok(component);
         }
     }
+    // Says whether a prepared cache (a container image's, a Lambda
+    // package's) is the one this build reads.
+    tracing::debug!(
+        path = %entry.path("cwasm").display(),
+        "compiling a component the cache does not hold"
+    );
     let component = Component::new(engine, wasm.bytes)?;
     if let Ok(bytes) = component.serialize() {
         let _ = entry.store("cwasm", &bytes);
