@@ -26,6 +26,12 @@ fn workspace() -> PathBuf {
         .to_path_buf()
 }
 
+/// A file of the repository, by its path from the workspace root.
+fn read(path: &str) -> String {
+    std::fs::read_to_string(workspace().join(path))
+        .unwrap_or_else(|e| panic!("cannot read {path}: {e}"))
+}
+
 fn run(command: &mut Command) -> Output {
     let output = command
         .output()
@@ -134,8 +140,7 @@ fn the_kustomize_base_renders_valid_manifests_that_agree_with_its_configuration(
         container["image"],
         format!("localhost/s3logd:{}", env!("CARGO_PKG_VERSION")).as_str()
     );
-    let build = std::fs::read_to_string(workspace().join("deploy/container/build.sh"))
-        .expect("cannot read deploy/container/build.sh");
+    let build = read("deploy/container/build.sh");
     assert!(build.contains("image=${1:-localhost/s3logd:$version}"));
 
     // The container reads the file where the ConfigMap is mounted.
@@ -302,32 +307,25 @@ fn terraform_actions(text: &str) -> BTreeSet<String> {
         .collect()
 }
 
+/// The names of the top-level `<kind> "<name>"` blocks of a Terraform file.
+fn block_names(kind: &str, text: &str) -> BTreeSet<String> {
+    let name = Regex::new(&format!(r#"(?m)^{kind} "([a-z_]+)""#)).expect("a valid regex");
+    name.captures_iter(text).map(|c| c[1].to_owned()).collect()
+}
+
 /// With no provider to download, `terraform validate` cannot run here: at
 /// least the Lambda example passes the module only variables it declares,
 /// every one it requires, and uses only outputs it has.
 #[test]
 fn the_lambda_example_calls_the_module_with_its_variables_and_outputs() {
-    let read = |path: &str| {
-        std::fs::read_to_string(workspace().join(path))
-            .unwrap_or_else(|e| panic!("cannot read {path}: {e}"))
-    };
     let variables = read("deploy/terraform/variables.tf");
-    let declared = Regex::new(r#"(?m)^variable "([a-z_]+)""#).expect("a valid regex");
-    let declared: BTreeSet<String> = declared
-        .captures_iter(&variables)
-        .map(|c| c[1].to_owned())
-        .collect();
+    let declared = block_names("variable", &variables);
     let required: BTreeSet<String> = declared
         .iter()
         .filter(|name| !block(&variables, &format!("variable \"{name}\"")).contains("default"))
         .cloned()
         .collect();
-    let outputs = read("deploy/terraform/outputs.tf");
-    let output = Regex::new(r#"(?m)^output "([a-z_]+)""#).expect("a valid regex");
-    let outputs: BTreeSet<String> = output
-        .captures_iter(&outputs)
-        .map(|c| c[1].to_owned())
-        .collect();
+    let outputs = block_names("output", &read("deploy/terraform/outputs.tf"));
 
     let example = read("deploy/lambda/terraform/main.tf");
     let call = block(&example, r#"module "queue""#);
@@ -359,8 +357,7 @@ fn the_lambda_example_calls_the_module_with_its_variables_and_outputs() {
 /// The policy document's statements: those always there, and those the
 /// variables add (`dynamic "statement"`).
 fn terraform_policy() -> (BTreeSet<String>, BTreeSet<String>) {
-    let main = std::fs::read_to_string(workspace().join("deploy/terraform/main.tf"))
-        .expect("cannot read deploy/terraform/main.tf");
+    let main = read("deploy/terraform/main.tf");
     let document = block(&main, r#"data "aws_iam_policy_document" "s3logd""#);
     let mut optional = BTreeSet::new();
     let mut fixed = document.to_owned();
@@ -375,7 +372,7 @@ fn terraform_policy() -> (BTreeSet<String>, BTreeSet<String>) {
 
 #[test]
 fn the_terraform_policy_grants_what_readme_lists_and_nothing_more() {
-    let readme = std::fs::read_to_string(workspace().join("README.md")).expect("README.md");
+    let readme = read("README.md");
     let minimal = &readme[readme
         .find("Minimal IAM policy")
         .expect("README's minimal policy")..];
@@ -429,11 +426,9 @@ fn queried_metrics(text: &str) -> BTreeSet<String> {
 
 #[tokio::test]
 async fn the_dashboard_and_the_alerts_query_only_metrics_s3logd_exports() {
-    let dir = workspace().join("deploy/monitoring");
-    let dashboard_text =
-        std::fs::read_to_string(dir.join("grafana-dashboard.json")).expect("the dashboard");
+    let dashboard_text = read("deploy/monitoring/grafana-dashboard.json");
     let dashboard: Value = serde_json::from_str(&dashboard_text).expect("the dashboard is JSON");
-    let alerts_text = std::fs::read_to_string(dir.join("alerts.yaml")).expect("the alert rules");
+    let alerts_text = read("deploy/monitoring/alerts.yaml");
     let alerts = yaml_documents(alerts_text.as_bytes());
     let rules: Vec<&Value> = alerts[0]["groups"]
         .as_array()

@@ -21,8 +21,9 @@ fail() {
 user=$(buildah inspect --type image --format '{{.OCIv1.Config.User}}' "$image")
 [ "$user" = 65532:65532 ] || fail "the image runs as '$user', not 65532:65532"
 
+work=$(mktemp -d)
 container=$(buildah from --pull-never "$image")
-trap 'buildah rm "$container" >/dev/null' EXIT
+trap 'buildah rm "$container" >/dev/null; rm -rf "$work"' EXIT
 in_image() {
     buildah run --isolation chroot "$container" -- /usr/local/bin/s3logd "$@"
 }
@@ -33,13 +34,11 @@ buildah copy --quiet "$container" deploy/kubernetes/base/s3logd.toml /etc/s3logd
 in_image check-config /etc/s3logd/s3logd.toml >/dev/null ||
     fail "the Kustomize base's s3logd.toml does not pass check-config in the image"
 
-work=$(mktemp -d)
-trap 'buildah rm "$container" >/dev/null; rm -rf "$work"' EXIT
 # The sample bucket links to the parsers' samples: copied as files.
 cp -rL samples/my-log-bucket "$work/bucket"
 buildah copy --quiet --chown 65532:65532 "$container" "$work/bucket" /tmp/my-log-bucket
-buildah run --isolation chroot --env S3LOGD_LOG_LEVEL=debug "$container" -- \
-    /usr/local/bin/s3logd import --checkpoint /tmp/import.checkpoint /tmp/my-log-bucket \
+buildah config --env S3LOGD_LOG_LEVEL=debug "$container"
+in_image import --checkpoint /tmp/import.checkpoint /tmp/my-log-bucket \
     >"$work/records" 2>"$work/log" ||
     fail "import failed in the image: $(tail -n 5 "$work/log")"
 # The same (static) binary on this machine, with its file system around it.

@@ -27,9 +27,10 @@
 //!
 //! **Shutdown.** On the first SIGTERM/SIGINT the listener stops accepting
 //! (after taking the connections the kernel already completed, whose
-//! clients believe they are connected), every connection reads what its client already sent (until it is idle
-//! for a moment), delivers it and closes; the process exits once every
-//! delivery resolved or `shutdown.grace_period_secs` expired.
+//! clients believe they are connected), every connection reads what its
+//! client already sent (until it is idle for a moment), delivers it and
+//! closes; the process exits once every delivery resolved or
+//! `shutdown.grace_period_secs` expired.
 
 pub mod connection;
 pub mod decode;
